@@ -16,11 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.devstack.binaries import binary
+from tools.devstack.health import grpc_serving
 from tools.devstack.nats import NatsServer
 from tools.devstack.ports import port_open
 from tools.devstack.process import ManagedProcess
 from tools.devstack.topology import Topology
 
+SERVICES = ("inventory",)
+SERVICE_NOTES = {
+    "orders": "event-sourced orders, the place-order saga orchestrator",
+    "inventory": "products, stock, reservations",
+    "payments": "customer credit, authorisations, refunds",
+}
 STOP_GRACE_S = 15.0
 READY_TIMEOUT_S = 60.0
 
@@ -49,15 +56,45 @@ class Stack:
             log_dir=t.log_dir,
         )
         return [
-            Component(
-                name="nats",
-                address=f"127.0.0.1:{t.nats_port} (monitor 127.0.0.1:{t.nats_monitor_port})",
-                argv=[str(binary("nats-server")), "-c", str(nats.write_config())],
-                ready=lambda: port_open("127.0.0.1", t.nats_port),
-                env={},
-                note="JetStream, file storage, sync_interval always",
-            ),
+            self._nats(nats),
+            *(self.service(name) for name in SERVICES),
         ]
+
+    def _nats(self, nats: NatsServer) -> Component:
+        t = self.topology
+        return Component(
+            name="nats",
+            address=f"127.0.0.1:{t.nats_port} (monitor 127.0.0.1:{t.nats_monitor_port})",
+            argv=[str(binary("nats-server")), "-c", str(nats.write_config())],
+            ready=lambda: port_open("127.0.0.1", t.nats_port),
+            env={},
+            note="JetStream, file storage, sync_interval always",
+        )
+
+    def service_env(self) -> dict[str, str]:
+        """The settings every service reads (services/common/settings.py)."""
+        t = self.topology
+        return {
+            "CONCORD_DATA_DIR": str(t.data_dir),
+            "CONCORD_NATS_URL": t.nats_url,
+            "CONCORD_REGISTRY_ADDRESS": f"127.0.0.1:{t.registry_port}",
+            **{f"CONCORD_{name.upper()}_PORT": str(self._port(name)) for name in SERVICES},
+        }
+
+    def _port(self, service: str) -> int:
+        return int(getattr(self.topology, f"{service}_port"))
+
+    def service(self, name: str, extra_env: dict[str, str] | None = None) -> Component:
+        """A service built by Bazel (bazel-bin/services/<name>/<name>)."""
+        address = f"127.0.0.1:{self._port(name)}"
+        return Component(
+            name=name,
+            address=address,
+            argv=[str(self.repo_root / "bazel-bin" / "services" / name / name)],
+            ready=lambda: grpc_serving(address),
+            env={**self.service_env(), **(extra_env or {})},
+            note=SERVICE_NOTES[name],
+        )
 
     def _pid_file(self, name: str) -> Path:
         return self.topology.run_dir / f"{name}.pid"

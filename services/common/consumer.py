@@ -1,0 +1,222 @@
+"""Idempotent JetStream consumers: durable pull consumers with explicit acks.
+
+For each message: decode it by its type header, then, in one database transaction, record its
+id in the inbox and run the handler (which may stage outgoing messages in the outbox). Only
+after that commit is the message acked, so a crash before the ack redelivers it, and the inbox
+turns the redelivery into a no-op. Messages that cannot be decoded, have no handler, or fail
+`max_deliver` times go to the dead-letter subject with the reason, and are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from google.protobuf.message import Message
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from services.common.bus import Bus
+from services.common.database import Connection, Database
+from services.common.faults import crash_point
+from services.common.logs import get_logger, log_context
+from services.common.messages import (
+    HEADER_MSG_ID,
+    HEADER_TRACEPARENT,
+    HEADER_TYPE,
+    UndecodableMessageError,
+    decode,
+    trace_id_of,
+)
+from services.common.settings import ServiceSettings
+from services.common.streams import dead_letter_subject
+
+log = get_logger(__name__)
+
+MIGRATIONS = [
+    """CREATE TABLE IF NOT EXISTS inbox (
+        consumer TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        type_name TEXT NOT NULL,
+        processed_at REAL NOT NULL,
+        PRIMARY KEY (consumer, message_id)
+    )""",
+]
+
+Handler = Callable[[Connection, Message], None]
+"""Runs inside the consumer's transaction; raise to have the message redelivered."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a service consumes from one stream, and the handler for each message type."""
+
+    stream: str
+    durable: str
+    handlers: dict[str, Handler]
+    filter_subjects: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ConsumerStats:
+    processed: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+
+
+class PoisonMessageError(Exception):
+    pass
+
+
+class Consumer:
+    def __init__(
+        self, sub: Subscription, bus: Bus, db: Database, settings: ServiceSettings
+    ) -> None:
+        self.sub = sub
+        self._bus = bus
+        self._db = db
+        self._settings = settings
+        self.stats = ConsumerStats()
+
+    def _config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.sub.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self._settings.consumer_ack_wait_s,
+            # One more than our own limit, so our dead-lettering decides, not the server.
+            max_deliver=self._settings.consumer_max_deliver + 1,
+            filter_subjects=self.sub.filter_subjects or None,
+            max_ack_pending=1000,
+        )
+
+    async def run(self) -> None:
+        """Fetches and processes until cancelled; resubscribes after reconnects and errors."""
+        while True:
+            try:
+                await self._consume()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer_restarting", durable=self.sub.durable, error=str(exc))
+                await asyncio.sleep(0.5)
+
+    async def _consume(self) -> None:
+        js = self._bus.js
+        await js.add_consumer(self.sub.stream, self._config())
+        psub = await js.pull_subscribe_bind(self.sub.durable, stream=self.sub.stream)
+        generation = self._bus.generation
+        idle_rounds = 0
+        log.info("consumer_subscribed", durable=self.sub.durable, stream=self.sub.stream)
+        try:
+            while True:
+                if self._bus.generation != generation:
+                    log.info(
+                        "consumer_resubscribing", durable=self.sub.durable, reason="reconnected"
+                    )
+                    return
+                try:
+                    msgs = await psub.fetch(
+                        self._settings.consumer_fetch_batch,
+                        timeout=self._settings.consumer_idle_check_s,
+                    )
+                except TimeoutError:
+                    idle_rounds += 1
+                    if idle_rounds >= 2 and await self._stalled():
+                        log.warning(
+                            "consumer_resubscribing", durable=self.sub.durable, reason="stalled"
+                        )
+                        return
+                    continue
+                idle_rounds = 0
+                for msg in msgs:
+                    await self._process(msg)
+        finally:
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+
+    async def _stalled(self) -> bool:
+        """True when the server holds messages for us that fetches do not return."""
+        info = await self._bus.js.consumer_info(self.sub.stream, self.sub.durable)
+        return bool(info.num_pending)
+
+    async def _process(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        type_name = headers.get(HEADER_TYPE, "")
+        message_id = headers.get(HEADER_MSG_ID, "")
+        trace_id = trace_id_of(headers.get(HEADER_TRACEPARENT))
+        with log_context(trace_id=trace_id, message_id=message_id, message_type=type_name):
+            try:
+                message, handler = self._decode(type_name, message_id, msg.data)
+            except PoisonMessageError as exc:
+                await self._dead_letter(msg, str(exc))
+                return
+            order_id = getattr(message, "order_id", None)
+            with log_context(order_id=order_id):
+                try:
+                    applied = await self._db.write(
+                        lambda conn: self._apply(conn, message_id, type_name, message, handler)
+                    )
+                except Exception as exc:
+                    await self._failed(msg, exc)
+                    return
+                crash_point("consumer.after_commit", type_name)
+                await msg.ack()
+                if applied:
+                    self.stats.processed += 1
+                else:
+                    self.stats.duplicates += 1
+                    log.info("duplicate_message_skipped")
+
+    def _decode(self, type_name: str, message_id: str, payload: bytes) -> tuple[Message, Handler]:
+        if not message_id:
+            raise PoisonMessageError(f"no {HEADER_MSG_ID} header")
+        handler = self.sub.handlers.get(type_name)
+        if handler is None:
+            raise PoisonMessageError(f"no handler for message type {type_name!r}")
+        try:
+            return decode(type_name, payload), handler
+        except UndecodableMessageError as exc:
+            raise PoisonMessageError(str(exc)) from exc
+
+    def _apply(
+        self, conn: Connection, message_id: str, type_name: str, message: Message, handler: Handler
+    ) -> bool:
+        inserted = conn.execute(
+            "INSERT OR IGNORE INTO inbox (consumer, message_id, type_name, processed_at)"
+            " VALUES (?, ?, ?, ?)",
+            (self.sub.durable, message_id, type_name, time.time()),
+        ).rowcount
+        if not inserted:
+            return False
+        handler(conn, message)
+        return True
+
+    async def _failed(self, msg: Msg, error: Exception) -> None:
+        deliveries = msg.metadata.num_delivered
+        if deliveries >= self._settings.consumer_max_deliver:
+            await self._dead_letter(msg, f"failed {deliveries} times, last: {error!r}")
+            return
+        delay_s = min(0.2 * 2**deliveries, 5.0)
+        log.warning("message_failed", error=repr(error), deliveries=deliveries, retry_in_s=delay_s)
+        await msg.nak(delay=delay_s)
+
+    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        headers = dict(msg.headers or {})
+        headers.pop(HEADER_MSG_ID, None)
+        headers.update(
+            {
+                "Concord-Dead-Letter-Reason": reason[:1000],
+                "Concord-Original-Subject": msg.subject,
+                "Concord-Consumer": self.sub.durable,
+            }
+        )
+        await self._bus.js.publish(
+            dead_letter_subject(self._settings.service), msg.data, headers=headers
+        )
+        await msg.term()
+        self.stats.dead_lettered += 1
+        log.error("message_dead_lettered", reason=reason, subject=msg.subject)

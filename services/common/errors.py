@@ -1,0 +1,67 @@
+"""Domain errors: what went wrong in the language of the business, free of any transport.
+
+The gRPC adapter (`grpc_errors.py`) maps each class to one status code, in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    """Base of every error a caller is meant to see."""
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class InvalidArgumentError(DomainError):
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        self.violations = violations
+        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        super().__init__(f"invalid request: {summary}")
+
+
+class NotFoundError(DomainError):
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key!r} not found")
+
+
+class AlreadyExistsError(DomainError):
+    def __init__(self, kind: str, key: str) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key!r} already exists")
+
+
+class FailedPreconditionError(DomainError):
+    """The request is valid but the state does not allow it; `reason` is a stable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class ConcurrencyConflictError(DomainError):
+    """Another writer changed the aggregate first; retry against the new version."""
+
+    def __init__(self, stream: str, expected_version: int, actual_version: int) -> None:
+        self.stream = stream
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        super().__init__(
+            f"{stream} is at version {actual_version}, not the expected {expected_version}"
+        )
+
+
+class DependencyUnavailableError(DomainError):
+    """A service this one depends on could not answer in time, or its breaker is open."""
+
+    def __init__(self, dependency: str, message: str) -> None:
+        self.dependency = dependency
+        super().__init__(message)

@@ -1,0 +1,25 @@
+"""Crash points for the crash tests: `CONCORD_CRASH_AT=<point>[:<detail>]` makes the process
+exit at once (as kill -9 would) when it reaches that point.
+
+Off unless the variable is set; the crash tests restart the process without it. Points:
+`consumer.after_commit:<type name>` (a handler committed, the message is not yet acked),
+`outbox.after_commit` is not needed: killing the process at any moment covers it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from services.common.logs import get_logger
+
+log = get_logger(__name__)
+
+
+def crash_point(point: str, detail: str = "") -> None:
+    wanted = os.environ.get("CONCORD_CRASH_AT")
+    if not wanted:
+        return
+    name, _, wanted_detail = wanted.partition(":")
+    if name == point and (not wanted_detail or wanted_detail == detail):
+        log.warning("crash_point_reached", point=point, detail=detail)
+        os._exit(137)

@@ -1,0 +1,125 @@
+"""Maps domain errors to gRPC statuses with rich details, for every servicer at once.
+
+An interceptor wraps each unary handler: DomainError subclasses become their status code with
+google.rpc details (BadRequest field violations, ErrorInfo with a reason); anything unexpected
+is logged and becomes INTERNAL, so no client ever sees UNKNOWN with a Python traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.common.errors import (
+    AlreadyExistsError,
+    ConcurrencyConflictError,
+    DependencyUnavailableError,
+    DomainError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+from services.common.logs import get_logger
+
+log = get_logger(__name__)
+ERROR_DOMAIN = "concord.shop"
+
+
+def _packed(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _info(reason: str, **metadata: str) -> any_pb2.Any:
+    return _packed(
+        error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)
+    )
+
+
+def to_status(error: DomainError) -> status_pb2.Status:
+    message = str(error)
+    if isinstance(error, InvalidArgumentError):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in error.violations
+            ]
+        )
+        return status_pb2.Status(
+            code=code_pb2.INVALID_ARGUMENT, message=message, details=[_packed(bad_request)]
+        )
+    if isinstance(error, NotFoundError):
+        resource = error_details_pb2.ResourceInfo(resource_type=error.kind, resource_name=error.key)
+        return status_pb2.Status(
+            code=code_pb2.NOT_FOUND, message=message, details=[_packed(resource)]
+        )
+    if isinstance(error, AlreadyExistsError):
+        resource = error_details_pb2.ResourceInfo(resource_type=error.kind, resource_name=error.key)
+        return status_pb2.Status(
+            code=code_pb2.ALREADY_EXISTS, message=message, details=[_packed(resource)]
+        )
+    if isinstance(error, FailedPreconditionError):
+        return status_pb2.Status(
+            code=code_pb2.FAILED_PRECONDITION, message=message, details=[_info(error.reason)]
+        )
+    if isinstance(error, ConcurrencyConflictError):
+        return status_pb2.Status(
+            code=code_pb2.ABORTED,
+            message=message,
+            details=[
+                _info(
+                    "CONCURRENT_MODIFICATION",
+                    stream=error.stream,
+                    expected_version=str(error.expected_version),
+                    actual_version=str(error.actual_version),
+                )
+            ],
+        )
+    if isinstance(error, DependencyUnavailableError):
+        return status_pb2.Status(
+            code=code_pb2.UNAVAILABLE,
+            message=message,
+            details=[_info("DEPENDENCY_UNAVAILABLE", dependency=error.dependency)],
+        )
+    return status_pb2.Status(code=code_pb2.INTERNAL, message=message)
+
+
+def _wrap_unary(
+    behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], method: str
+) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behavior(request, context)
+        except DomainError as error:
+            await context.abort_with_status(rpc_status.to_status(to_status(error)))
+        except (grpc.aio.AbortError, grpc.aio.BaseError):
+            raise
+        except Exception:
+            log.error("unhandled_error", exc_info=True, method=method)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
+
+    return handler
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            _wrap_unary(handler.unary_unary, handler_call_details.method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

@@ -1,0 +1,143 @@
+"""The transactional outbox: messages are written in the same transaction as the state change
+that caused them, and a relay publishes them to JetStream afterwards.
+
+A crash after commit and before publish loses nothing (the row waits); a crash after publish
+and before the row is marked sent republishes it with the same `Nats-Msg-Id`, which JetStream's
+duplicate window drops, and consumers' inboxes drop it beyond that window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from google.protobuf.message import Message
+
+from services.common.bus import Bus
+from services.common.database import Connection, Database
+from services.common.logs import current_context, get_logger
+from services.common.messages import Envelope, new_traceparent
+
+log = get_logger(__name__)
+
+MIGRATIONS = [
+    """CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL UNIQUE,
+        subject TEXT NOT NULL,
+        type_name TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        traceparent TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        sent_at REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_at IS NULL",
+]
+
+MAX_BACKOFF_S = 5.0
+
+
+def stage(conn: Connection, message: Message, traceparent: str | None = None) -> Envelope:
+    """Adds `message` to the outbox inside the caller's transaction."""
+    if traceparent is None:
+        trace_id = current_context().get("trace_id")
+        traceparent = new_traceparent(trace_id if isinstance(trace_id, str) else None)
+    envelope = Envelope.wrap(message, traceparent)
+    conn.execute(
+        "INSERT OR IGNORE INTO outbox (message_id, subject, type_name, payload, traceparent,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            envelope.message_id,
+            envelope.subject,
+            envelope.type_name,
+            envelope.payload,
+            envelope.traceparent,
+            time.time(),
+        ),
+    )
+    return envelope
+
+
+def _unsent(conn: Connection, limit: int) -> list[tuple[int, Envelope]]:
+    rows = conn.execute(
+        "SELECT seq, message_id, subject, type_name, payload, traceparent FROM outbox"
+        " WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [
+        (
+            row["seq"],
+            Envelope(
+                row["message_id"],
+                row["subject"],
+                row["type_name"],
+                row["payload"],
+                row["traceparent"],
+            ),
+        )
+        for row in rows
+    ]
+
+
+def _mark_sent(conn: Connection, seqs: list[int]) -> None:
+    now = time.time()
+    conn.executemany("UPDATE outbox SET sent_at = ? WHERE seq = ?", [(now, seq) for seq in seqs])
+
+
+def pending_count(conn: Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+
+
+class OutboxRelay:
+    def __init__(self, db: Database, bus: Bus, poll_interval_s: float, batch_size: int) -> None:
+        self._db = db
+        self._bus = bus
+        self._poll_interval_s = poll_interval_s
+        self._batch_size = batch_size
+        self._wake = asyncio.Event()
+        db.after_write(self._wake.set)
+
+    async def run(self) -> None:
+        backoff_s = 0.1
+        while True:
+            try:
+                published = await self.publish_pending()
+                backoff_s = 0.1
+            except Exception as exc:  # NATS down or slow: keep the rows, try again later
+                log.warning("outbox_publish_failed", error=str(exc), retry_in_s=backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
+                continue
+            if published < self._batch_size:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
+
+    async def publish_pending(self) -> int:
+        """Publishes one batch in order; marks what was acknowledged even if a later one fails."""
+        batch = await self._db.read(lambda conn: _unsent(conn, self._batch_size))
+        sent: list[int] = []
+        try:
+            for seq, envelope in batch:
+                await self._bus.publish(envelope)
+                sent.append(seq)
+        finally:
+            if sent:
+                await self._db.write(lambda conn: _mark_sent(conn, sent))
+        return len(sent)
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Publishes everything pending, for a graceful shutdown; False if time ran out."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if await self._db.read(pending_count) == 0:
+                return True
+            try:
+                await asyncio.wait_for(
+                    self.publish_pending(), timeout=max(0.1, deadline - time.monotonic())
+                )
+            except Exception as exc:
+                log.warning("outbox_flush_failed", error=str(exc))
+                await asyncio.sleep(0.2)
+        return False

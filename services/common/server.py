@@ -1,0 +1,159 @@
+"""Service bootstrap: the one way to run a Concord service.
+
+`run_service(name, migrations, wire)` opens the service's database, starts a `grpc.aio`
+server with health (NOT_SERVING until the database and NATS are ready, SERVING after,
+NOT_SERVING while draining) and reflection, connects to JetStream, starts the outbox relay,
+the consumers and any background tasks the service asks for, and on SIGTERM: stops taking
+calls, lets in-flight ones finish within the grace period, cancels and awaits every task,
+flushes the outbox and closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common import consumer, logs, outbox
+from services.common.bus import Bus
+from services.common.consumer import Consumer, Subscription
+from services.common.database import Database
+from services.common.grpc_errors import DomainErrorInterceptor
+from services.common.logs import get_logger
+from services.common.outbox import OutboxRelay
+from services.common.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+AddServicer = Callable[[Any, grpc.aio.Server], None]
+
+
+@dataclass
+class Platform:
+    """What a service's wiring function gets: its settings, database and bus."""
+
+    settings: ServiceSettings
+    db: Database
+    bus: Bus
+
+
+@dataclass
+class ServiceParts:
+    """What a service plugs into the platform."""
+
+    servicers: list[tuple[AddServicer, Any, str]] = field(default_factory=list)
+    """(add_XServicer_to_server, servicer, full service name)."""
+    subscriptions: list[Subscription] = field(default_factory=list)
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Long-running coroutines (timeouts, pollers); cancelled and awaited on shutdown."""
+
+
+class TaskGroupOwner:
+    """Owns background tasks: logs one that dies, cancels and awaits all on shutdown."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, name: str, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(name)
+        task.add_done_callback(self._report)
+        self._tasks.append(task)
+
+    @staticmethod
+    def _report(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background_task_died", task=task.get_name(), error=repr(task.exception()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+
+async def serve(
+    settings: ServiceSettings,
+    migrations: Sequence[str],
+    wire: Callable[[Platform], ServiceParts],
+    stop: asyncio.Event,
+) -> None:
+    db = Database(settings.database_path, settings.sqlite_busy_timeout_ms)
+    await db.open([*outbox.MIGRATIONS, *consumer.MIGRATIONS, *migrations])
+    bus = Bus(settings.nats_url, settings.service, settings.nats_request_timeout_s)
+    parts = wire(Platform(settings, db, bus))
+
+    health_servicer = health.aio.HealthServicer()
+    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+    names = [name for _, _, name in parts.servicers]
+    for add, servicer, _ in parts.servicers:
+        add(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
+    await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.NOT_SERVING)
+    bound = server.add_insecure_port(settings.address)
+    if bound == 0:
+        raise RuntimeError(f"cannot listen on {settings.address}")
+    await server.start()
+    log.info("grpc_listening", address=settings.address, services=names)
+
+    tasks = TaskGroupOwner()
+    relay = OutboxRelay(db, bus, settings.outbox_poll_interval_s, settings.outbox_batch_size)
+    try:
+        await bus.connect()
+        await bus.ensure_streams()
+        tasks.start("outbox-relay", relay.run())
+        for sub in parts.subscriptions:
+            tasks.start(f"consumer-{sub.durable}", Consumer(sub, bus, db, settings).run())
+        for job in parts.background:
+            tasks.start(getattr(job, "__name__", "background"), job())
+        await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.SERVING)
+        log.info("service_ready", service=settings.service)
+        await stop.wait()
+    finally:
+        log.info("service_draining", service=settings.service)
+        await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.stop(settings.shutdown_grace_s)
+        await tasks.stop()
+        if bus.connected:
+            flushed = await relay.flush(settings.shutdown_grace_s)
+            log.info("outbox_flushed", complete=flushed)
+        await bus.close()
+        await db.close()
+        log.info("service_stopped", service=settings.service)
+
+
+async def _set_health(servicer: health.aio.HealthServicer, names: list[str], status: int) -> None:
+    for name in ["", *names]:
+        await servicer.set(name, status)
+
+
+def run_service(
+    service: str, migrations: Sequence[str], wire: Callable[[Platform], ServiceParts]
+) -> None:
+    """Entry point of every service's __main__: settings from the environment, logs as JSON,
+    SIGTERM and SIGINT stop it gracefully."""
+    settings = ServiceSettings.from_env(service)
+    logs.configure(service)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, migrations, wire, stop)
+
+    asyncio.run(main())

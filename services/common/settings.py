@@ -1,0 +1,88 @@
+"""Settings from environment variables, parsed once into a typed object.
+
+Defaults are the local topology of `make up`; tests override them to run a second stack on
+free ports. Every timeout and limit carries its unit in its name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a number") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not an integer") from exc
+
+
+DEFAULT_PORTS = {"registry": 50050, "orders": 50051, "inventory": 50052, "payments": 50053}
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    service: str
+    host: str
+    port: int
+    data_dir: Path
+    nats_url: str
+    registry_address: str
+    version: str
+    shutdown_grace_s: float
+    outbox_poll_interval_s: float
+    outbox_batch_size: int
+    consumer_ack_wait_s: float
+    consumer_max_deliver: int
+    consumer_fetch_batch: int
+    consumer_idle_check_s: float
+    nats_request_timeout_s: float
+    sqlite_busy_timeout_ms: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / self.service / f"{self.service}.sqlite3"
+
+    @classmethod
+    def from_env(cls, service: str) -> ServiceSettings:
+        prefix = f"CONCORD_{service.upper()}_"
+        return cls(
+            service=service,
+            host=_env(prefix + "HOST", "127.0.0.1"),
+            port=_env_int(prefix + "PORT", DEFAULT_PORTS.get(service, 0)),
+            data_dir=Path(_env("CONCORD_DATA_DIR", ".data")).absolute(),
+            nats_url=_env("CONCORD_NATS_URL", "nats://127.0.0.1:4222"),
+            registry_address=_env("CONCORD_REGISTRY_ADDRESS", "127.0.0.1:50050"),
+            version=_env("CONCORD_VERSION", "dev"),
+            shutdown_grace_s=_env_float("CONCORD_SHUTDOWN_GRACE_S", 10.0),
+            outbox_poll_interval_s=_env_float("CONCORD_OUTBOX_POLL_INTERVAL_S", 0.5),
+            outbox_batch_size=_env_int("CONCORD_OUTBOX_BATCH_SIZE", 100),
+            consumer_ack_wait_s=_env_float("CONCORD_CONSUMER_ACK_WAIT_S", 10.0),
+            consumer_max_deliver=_env_int("CONCORD_CONSUMER_MAX_DELIVER", 5),
+            consumer_fetch_batch=_env_int("CONCORD_CONSUMER_FETCH_BATCH", 20),
+            consumer_idle_check_s=_env_float("CONCORD_CONSUMER_IDLE_CHECK_S", 2.0),
+            nats_request_timeout_s=_env_float("CONCORD_NATS_REQUEST_TIMEOUT_S", 5.0),
+            sqlite_busy_timeout_ms=_env_int("CONCORD_SQLITE_BUSY_TIMEOUT_MS", 5000),
+        )

@@ -1,0 +1,1 @@
+"""Inventory: products, prices, stock and per-order reservations."""

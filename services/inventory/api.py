@@ -1,0 +1,163 @@
+"""InventoryService over gRPC: validate, run one transaction, translate to protobuf."""
+
+from __future__ import annotations
+
+import grpc
+from shop.inventory.v1 import inventory_pb2, inventory_service_pb2, inventory_service_pb2_grpc
+
+from services.common import paging
+from services.common.database import Connection, Database
+from services.common.errors import AlreadyExistsError, NotFoundError
+from services.common.ids import new_id, now, timestamp
+from services.common.validation import Violations
+from services.inventory import store
+from services.inventory.domain import NewProduct, Product, Reservation, validate_adjustment
+
+MAX_BATCH = 100
+SERVICE_NAME = inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
+
+
+def product_pb(p: Product) -> inventory_pb2.Product:
+    return inventory_pb2.Product(
+        product_id=p.product_id,
+        sku=p.sku,
+        name=p.name,
+        unit_price_minor=p.unit_price_minor,
+        currency_code=p.currency_code,
+        stock_on_hand=p.stock_on_hand,
+        stock_reserved=p.stock_reserved,
+        stock_available=p.stock_available,
+        create_time=timestamp(p.create_time),
+        update_time=timestamp(p.update_time),
+    )
+
+
+def reservation_pb(r: Reservation) -> inventory_pb2.Reservation:
+    return inventory_pb2.Reservation(
+        order_id=r.order_id,
+        status=inventory_pb2.ReservationStatus.Value(f"RESERVATION_STATUS_{r.status.value}"),
+        lines=[
+            inventory_pb2.StockLine(product_id=x.product_id, quantity=x.quantity) for x in r.lines
+        ],
+        reason=r.reason,
+        create_time=timestamp(r.create_time),
+        update_time=timestamp(r.update_time),
+    )
+
+
+def _require_id(value: str, field: str) -> None:
+    v = Violations()
+    v.text(value, field, max_len=64)
+    v.raise_if_any()
+
+
+class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def CreateProduct(
+        self, request: inventory_service_pb2.CreateProductRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_service_pb2.CreateProductResponse:
+        new = NewProduct(
+            sku=request.sku,
+            name=request.name,
+            unit_price_minor=request.unit_price_minor,
+            currency_code=request.currency_code,
+            initial_stock=request.initial_stock,
+        )
+        new.validate()
+
+        def create(conn: Connection) -> Product:
+            if store.sku_exists(conn, new.sku):
+                raise AlreadyExistsError("product with sku", new.sku)
+            at = now()
+            product = Product(
+                new_id("prd"),
+                new.sku,
+                new.name,
+                new.unit_price_minor,
+                new.currency_code,
+                0,
+                0,
+                at,
+                at,
+            )
+            store.insert_product(conn, product)
+            if new.initial_stock:
+                store.move_stock(
+                    conn, product.product_id, new.initial_stock, 0, "initial stock", at
+                )
+            return store.get_product(conn, product.product_id) or product
+
+        product = await self._db.write(create)
+        return inventory_service_pb2.CreateProductResponse(product=product_pb(product))
+
+    async def GetProduct(
+        self, request: inventory_service_pb2.GetProductRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_service_pb2.GetProductResponse:
+        _require_id(request.product_id, "product_id")
+        product = await self._db.read(lambda conn: store.get_product(conn, request.product_id))
+        if product is None:
+            raise NotFoundError("product", request.product_id)
+        return inventory_service_pb2.GetProductResponse(product=product_pb(product))
+
+    async def BatchGetProducts(
+        self,
+        request: inventory_service_pb2.BatchGetProductsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> inventory_service_pb2.BatchGetProductsResponse:
+        ids = list(request.product_ids)
+        v = Violations()
+        v.check(1 <= len(ids) <= MAX_BATCH, "product_ids", f"must name 1 to {MAX_BATCH} products")
+        for i, pid in enumerate(ids):
+            v.text(pid, f"product_ids[{i}]", max_len=64)
+        v.raise_if_any()
+        found = await self._db.read(lambda conn: store.get_products(conn, sorted(set(ids))))
+        missing = [pid for pid in ids if pid not in found]
+        if missing:
+            raise NotFoundError("products", ", ".join(missing))
+        return inventory_service_pb2.BatchGetProductsResponse(
+            products=[product_pb(found[pid]) for pid in ids]
+        )
+
+    async def ListProducts(
+        self, request: inventory_service_pb2.ListProductsRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_service_pb2.ListProductsResponse:
+        size = paging.page_size(request.page_size)
+        position = paging.decode_token(request.page_token)
+        after = str(position[0]) if position else None
+        page = await self._db.read(lambda conn: store.list_products(conn, after, size + 1))
+        token = paging.encode_token([page[size - 1].product_id]) if len(page) > size else ""
+        return inventory_service_pb2.ListProductsResponse(
+            products=[product_pb(p) for p in page[:size]], next_page_token=token
+        )
+
+    async def AdjustStock(
+        self, request: inventory_service_pb2.AdjustStockRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_service_pb2.AdjustStockResponse:
+        validate_adjustment(request.product_id, request.delta, request.reason)
+
+        def adjust(conn: Connection) -> Product:
+            product = store.get_product(conn, request.product_id)
+            if product is None:
+                raise NotFoundError("product", request.product_id)
+            at = now()
+            product.adjusted(request.delta, at)  # raises when it would undercut reservations
+            store.move_stock(conn, product.product_id, request.delta, 0, request.reason, at)
+            return store.get_product(conn, product.product_id) or product
+
+        product = await self._db.write(adjust)
+        return inventory_service_pb2.AdjustStockResponse(product=product_pb(product))
+
+    async def GetReservation(
+        self,
+        request: inventory_service_pb2.GetReservationRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> inventory_service_pb2.GetReservationResponse:
+        _require_id(request.order_id, "order_id")
+        reservation = await self._db.read(
+            lambda conn: store.get_reservation(conn, request.order_id)
+        )
+        if reservation is None:
+            raise NotFoundError("reservation", request.order_id)
+        return inventory_service_pb2.GetReservationResponse(reservation=reservation_pb(reservation))
