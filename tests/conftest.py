@@ -2,25 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client
 
+from tests.support.processes import ServiceRunner
+from tests.support.repo import REPO_ROOT
 from tools.devstack.nats import NatsServer
-from tools.devstack.ports import free_port
+from tools.devstack.stack import Stack, python_module_launcher
+from tools.devstack.topology import Topology
 
 
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+def topology(tmp_path: Path) -> Topology:
+    """Every port free, every file under this test's own folder."""
+    return Topology.on_free_ports(tmp_path / "data")
+
+
+@pytest.fixture
+def stack(topology: Topology) -> Stack:
+    return Stack(topology, repo_root=REPO_ROOT, launcher=python_module_launcher)
+
+
+@pytest.fixture
+def nats_server(topology: Topology) -> Iterator[NatsServer]:
     """A fresh nats-server -js with file storage, stopped after the test."""
     server = NatsServer(
-        port=free_port(),
-        monitor_port=free_port(),
-        data_dir=tmp_path / "nats",
-        log_dir=tmp_path / "logs",
+        port=topology.nats_port,
+        monitor_port=topology.nats_monitor_port,
+        data_dir=topology.data_dir / "nats",
+        log_dir=topology.log_dir,
     ).start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def services(stack: Stack, nats_server: NatsServer) -> Iterator[ServiceRunner]:
+    """Starts services on demand (`services.start("inventory")`); stops them after the test."""
+    runner = ServiceRunner(stack)
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+
+
+@pytest.fixture
+async def nats_client(nats_server: NatsServer) -> AsyncIterator[Client]:
+    nc = await nats.connect(nats_server.url)
+    try:
+        yield nc
+    finally:
+        await nc.close()

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import grpc
-from shop.inventory.v1 import inventory_pb2, inventory_service_pb2, inventory_service_pb2_grpc
+from shop.inventory.v1 import (
+    events_pb2,
+    inventory_pb2,
+    inventory_service_pb2,
+    inventory_service_pb2_grpc,
+)
 
-from services.common import paging
+from services.common import outbox, paging
 from services.common.database import Connection, Database
 from services.common.errors import AlreadyExistsError, NotFoundError
-from services.common.ids import new_id, now, timestamp
+from services.common.ids import new_id, new_message_id, now, timestamp
 from services.common.validation import Violations
 from services.inventory import store
 from services.inventory.domain import NewProduct, Product, Reservation, validate_adjustment
@@ -72,22 +77,33 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
                 raise AlreadyExistsError("product with sku", new.sku)
             at = now()
             product = Product(
-                new_id("prd"),
-                new.sku,
-                new.name,
-                new.unit_price_minor,
-                new.currency_code,
-                0,
-                0,
-                at,
-                at,
+                product_id=new_id("prd"),
+                sku=new.sku,
+                name=new.name,
+                unit_price_minor=new.unit_price_minor,
+                currency_code=new.currency_code,
+                stock_on_hand=new.initial_stock,
+                stock_reserved=0,
+                create_time=at,
+                update_time=at,
+                version=1,
             )
             store.insert_product(conn, product)
-            if new.initial_stock:
-                store.move_stock(
-                    conn, product.product_id, new.initial_stock, 0, "initial stock", at
-                )
-            return store.get_product(conn, product.product_id) or product
+            outbox.stage(
+                conn,
+                events_pb2.ProductCreated(
+                    event_id=new_message_id(),
+                    product_id=product.product_id,
+                    version=product.version,
+                    occur_time=timestamp(at),
+                    sku=product.sku,
+                    name=product.name,
+                    unit_price_minor=product.unit_price_minor,
+                    currency_code=product.currency_code,
+                    stock_on_hand=product.stock_on_hand,
+                ),
+            )
+            return product
 
         product = await self._db.write(create)
         return inventory_service_pb2.CreateProductResponse(product=product_pb(product))
@@ -144,7 +160,20 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
             at = now()
             product.adjusted(request.delta, at)  # raises when it would undercut reservations
             store.move_stock(conn, product.product_id, request.delta, 0, request.reason, at)
-            return store.get_product(conn, product.product_id) or product
+            adjusted = store.get_product(conn, product.product_id) or product
+            outbox.stage(
+                conn,
+                events_pb2.StockAdjusted(
+                    event_id=new_message_id(),
+                    product_id=adjusted.product_id,
+                    version=adjusted.version,
+                    occur_time=timestamp(at),
+                    delta=request.delta,
+                    reason=request.reason,
+                    stock_on_hand=adjusted.stock_on_hand,
+                ),
+            )
+            return adjusted
 
         product = await self._db.write(adjust)
         return inventory_service_pb2.AdjustStockResponse(product=product_pb(product))

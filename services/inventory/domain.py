@@ -41,6 +41,7 @@ class Product:
     stock_reserved: int
     create_time: float
     update_time: float
+    version: int
 
     @property
     def stock_available(self) -> int:

@@ -19,6 +19,7 @@ MIGRATIONS = [
         stock_reserved INTEGER NOT NULL,
         create_time REAL NOT NULL,
         update_time REAL NOT NULL,
+        version INTEGER NOT NULL,
         CHECK (stock_reserved >= 0 AND stock_on_hand >= stock_reserved)
     )""",
     """CREATE TABLE IF NOT EXISTS reservations (
@@ -52,6 +53,7 @@ def _product(r: sqlite3.Row) -> Product:
         stock_reserved=r["stock_reserved"],
         create_time=r["create_time"],
         update_time=r["update_time"],
+        version=r["version"],
     )
 
 
@@ -82,7 +84,7 @@ def list_products(conn: Connection, after_id: str | None, limit: int) -> list[Pr
 
 def insert_product(conn: Connection, p: Product) -> None:
     conn.execute(
-        "INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             p.product_id,
             p.sku,
@@ -93,6 +95,7 @@ def insert_product(conn: Connection, p: Product) -> None:
             p.stock_reserved,
             p.create_time,
             p.update_time,
+            p.version,
         ),
     )
 
@@ -100,10 +103,10 @@ def insert_product(conn: Connection, p: Product) -> None:
 def move_stock(
     conn: Connection, product_id: str, on_hand: int, reserved: int, reason: str, at: float
 ) -> None:
-    """Changes a product's stock by the given deltas, and logs the movement."""
+    """Changes a product's stock by the given deltas, logs the movement, bumps the version."""
     conn.execute(
         "UPDATE products SET stock_on_hand = stock_on_hand + ?, stock_reserved = stock_reserved + ?,"
-        " update_time = ? WHERE product_id = ?",
+        " update_time = ?, version = version + 1 WHERE product_id = ?",
         (on_hand, reserved, at, product_id),
     )
     conn.execute(

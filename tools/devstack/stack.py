@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,10 +43,33 @@ class Component:
     note: str
 
 
+Launcher = Callable[[str], list[str]]
+"""Turns a Python package name (`services.inventory`, `registry`) into the argv that runs it."""
+
+
+def bazel_binary_launcher(repo_root: Path) -> Launcher:
+    """Runs the py_binary Bazel built: bazel-bin/services/inventory/inventory."""
+
+    def argv(package: str) -> list[str]:
+        path = repo_root / "bazel-bin" / package.replace(".", "/") / package.rsplit(".", 1)[-1]
+        return [str(path)]
+
+    return argv
+
+
+def python_module_launcher(package: str) -> list[str]:
+    """Runs `python -m package` with this interpreter: what tests use, under Bazel or not
+    (the caller passes its own sys.path as PYTHONPATH)."""
+    return [sys.executable, "-m", package]
+
+
 class Stack:
-    def __init__(self, topology: Topology, repo_root: Path) -> None:
+    def __init__(
+        self, topology: Topology, repo_root: Path, launcher: Launcher | None = None
+    ) -> None:
         self.topology = topology
         self.repo_root = repo_root
+        self.launcher = launcher or bazel_binary_launcher(repo_root)
 
     def components(self) -> list[Component]:
         t = self.topology
@@ -85,12 +109,12 @@ class Stack:
         return int(getattr(self.topology, f"{service}_port"))
 
     def service(self, name: str, extra_env: dict[str, str] | None = None) -> Component:
-        """A service built by Bazel (bazel-bin/services/<name>/<name>)."""
+        """One of the services, started by the stack's launcher."""
         address = f"127.0.0.1:{self._port(name)}"
         return Component(
             name=name,
             address=address,
-            argv=[str(self.repo_root / "bazel-bin" / "services" / name / name)],
+            argv=self.launcher(f"services.{name}"),
             ready=lambda: grpc_serving(address),
             env={**self.service_env(), **(extra_env or {})},
             note=SERVICE_NOTES[name],
