@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
@@ -48,6 +49,13 @@ MIGRATIONS = [
 
 Handler = Callable[[Connection, Message], None]
 """Runs inside the consumer's transaction; raise to have the message redelivered."""
+
+
+def handler_map(
+    *pairs: tuple[type[Message], Callable[[Connection, Any], None]],
+) -> dict[str, Handler]:
+    """{full type name: handler} from (message class, handler) pairs."""
+    return {cls.DESCRIPTOR.full_name: handler for cls, handler in pairs}
 
 
 @dataclass(frozen=True)

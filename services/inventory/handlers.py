@@ -5,16 +5,17 @@ transaction and answers with an event staged in the outbox."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TypeVar, cast
+from typing import TypeVar
 
 from google.protobuf.message import Message
 from shop.inventory.v1 import commands_pb2, events_pb2, inventory_pb2
 from shop.orders.v1 import events_pb2 as order_events_pb2
 
 from services.common import outbox
-from services.common.consumer import Handler, Subscription
+from services.common.consumer import Subscription, handler_map
 from services.common.database import Connection
-from services.common.ids import new_message_id, now, timestamp
+from services.common.events import stamped
+from services.common.ids import now
 from services.common.logs import get_logger
 from services.common.streams import commands_stream, events_stream
 from services.inventory import store
@@ -40,13 +41,9 @@ E = TypeVar("E", bound=Message)
 
 
 def _stamped(event: E, r: Reservation, causation_id: str) -> E:
-    """Fills the fields every reservation event carries."""
-    event.event_id = new_message_id()  # type: ignore[attr-defined]
-    event.order_id = r.order_id  # type: ignore[attr-defined]
-    event.version = r.version  # type: ignore[attr-defined]
-    event.occur_time.CopyFrom(timestamp(r.update_time))  # type: ignore[attr-defined]
-    event.causation_id = causation_id  # type: ignore[attr-defined]
-    return event
+    return stamped(
+        event, r.update_time, order_id=r.order_id, version=r.version, causation_id=causation_id
+    )
 
 
 def _answer_current(conn: Connection, r: Reservation, causation_id: str) -> None:
@@ -187,14 +184,11 @@ def on_order_cancellation_requested(
 
 
 def subscriptions() -> list[Subscription]:
-    def handlers(*pairs: tuple[type[Message], object]) -> dict[str, Handler]:
-        return {cls.DESCRIPTOR.full_name: cast(Handler, fn) for cls, fn in pairs}
-
     return [
         Subscription(
             stream=commands_stream("inventory"),
             durable="inventory-commands",
-            handlers=handlers(
+            handlers=handler_map(
                 (commands_pb2.ReserveStock, reserve_stock),
                 (commands_pb2.ReleaseStock, release_stock),
                 (commands_pb2.CommitReservation, commit_reservation),
@@ -203,7 +197,7 @@ def subscriptions() -> list[Subscription]:
         Subscription(
             stream=events_stream("orders"),
             durable="inventory-order-events",
-            handlers=handlers(
+            handlers=handler_map(
                 (order_events_pb2.OrderCancellationRequested, on_order_cancellation_requested)
             ),
             filter_subjects=["shop.orders.events.OrderCancellationRequested"],

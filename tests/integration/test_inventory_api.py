@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 import pytest
 from shop.inventory.v1 import inventory_service_pb2 as pb
@@ -10,11 +12,13 @@ from shop.inventory.v1 import inventory_service_pb2_grpc
 from tests.support.grpc_client import CALL_TIMEOUT_S, channel, field_violations
 from tests.support.processes import ServiceRunner
 
+Stub = inventory_service_pb2_grpc.InventoryServiceStub
+
 T = CALL_TIMEOUT_S
 
 
 @pytest.fixture
-async def inventory(services: ServiceRunner):  # type: ignore[no-untyped-def]
+async def inventory(services: ServiceRunner) -> AsyncIterator[Stub]:
     running = services.start("inventory")
     async with channel(running.address) as ch:
         yield inventory_service_pb2_grpc.InventoryServiceStub(ch)
@@ -32,7 +36,7 @@ def product_request(sku: str = "SKU-1", **overrides: object) -> pb.CreateProduct
     return pb.CreateProductRequest(**fields)  # type: ignore[arg-type]
 
 
-async def test_create_get_and_adjust_a_product(inventory) -> None:  # type: ignore[no-untyped-def]
+async def test_create_get_and_adjust_a_product(inventory: Stub) -> None:
     created = (await inventory.CreateProduct(product_request(), timeout=T)).product
     assert created.product_id.startswith("prd_")
     assert (created.stock_on_hand, created.stock_available) == (10, 10)
@@ -48,7 +52,7 @@ async def test_create_get_and_adjust_a_product(inventory) -> None:  # type: igno
     assert adjusted.product.stock_on_hand == 6
 
 
-async def test_list_products_pages_through_everything(inventory) -> None:  # type: ignore[no-untyped-def]
+async def test_list_products_pages_through_everything(inventory: Stub) -> None:
     for i in range(5):
         await inventory.CreateProduct(product_request(sku=f"SKU-{i}"), timeout=T)
     seen: list[str] = []
@@ -65,7 +69,7 @@ async def test_list_products_pages_through_everything(inventory) -> None:  # typ
     assert sorted(seen) == [f"SKU-{i}" for i in range(5)]
 
 
-async def test_batch_get_prices_in_the_order_asked(inventory) -> None:  # type: ignore[no-untyped-def]
+async def test_batch_get_prices_in_the_order_asked(inventory: Stub) -> None:
     a = (
         await inventory.CreateProduct(product_request(sku="A", unit_price_minor=100), timeout=T)
     ).product
@@ -78,7 +82,7 @@ async def test_batch_get_prices_in_the_order_asked(inventory) -> None:  # type: 
     assert [p.unit_price_minor for p in reply.products] == [200, 100]
 
 
-async def test_duplicate_sku_is_already_exists(inventory) -> None:  # type: ignore[no-untyped-def]
+async def test_duplicate_sku_is_already_exists(inventory: Stub) -> None:
     await inventory.CreateProduct(product_request(), timeout=T)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await inventory.CreateProduct(product_request(), timeout=T)
@@ -86,7 +90,7 @@ async def test_duplicate_sku_is_already_exists(inventory) -> None:  # type: igno
     assert "SKU-1" in (err.value.details() or "")
 
 
-async def test_unknown_products_are_not_found_by_name(inventory) -> None:  # type: ignore[no-untyped-def]
+async def test_unknown_products_are_not_found_by_name(inventory: Stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await inventory.GetProduct(pb.GetProductRequest(product_id="prd_missing"), timeout=T)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
@@ -98,7 +102,7 @@ async def test_unknown_products_are_not_found_by_name(inventory) -> None:  # typ
     assert "prd_x" in (err.value.details() or "") and "prd_y" in (err.value.details() or "")
 
 
-async def test_malformed_product_names_every_bad_field(inventory) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_product_names_every_bad_field(inventory: Stub) -> None:
     bad = product_request(
         sku="", name="x" * 5000, unit_price_minor=-1, currency_code="euro", initial_stock=-3
     )
@@ -114,7 +118,7 @@ async def test_malformed_product_names_every_bad_field(inventory) -> None:  # ty
     }
 
 
-async def test_removing_reserved_or_missing_stock_is_refused(inventory) -> None:  # type: ignore[no-untyped-def]
+async def test_removing_reserved_or_missing_stock_is_refused(inventory: Stub) -> None:
     product = (await inventory.CreateProduct(product_request(initial_stock=2), timeout=T)).product
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await inventory.AdjustStock(
@@ -130,7 +134,7 @@ async def test_removing_reserved_or_missing_stock_is_refused(inventory) -> None:
     assert set(field_violations(err.value)) == {"delta", "reason"}
 
 
-async def test_bad_page_arguments_are_invalid(inventory) -> None:  # type: ignore[no-untyped-def]
+async def test_bad_page_arguments_are_invalid(inventory: Stub) -> None:
     for request in (
         pb.ListProductsRequest(page_size=1000),
         pb.ListProductsRequest(page_token="!!not-a-token"),

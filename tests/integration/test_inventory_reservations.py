@@ -130,14 +130,9 @@ async def test_parallel_reservations_never_oversell(
     watcher = StreamWatcher(nats_client, EVENTS)
     orders = [f"ord_p{i}" for i in range(40)]
     await asyncio.gather(*(send(nats_client, reserve(o, pid, 1)) for o in orders))
-    while True:
-        await watcher.poll()
-        outcomes = watcher.of_type(events_pb2.StockReserved) + watcher.of_type(
-            events_pb2.StockUnavailable
-        )
-        if len(outcomes) >= len(orders):
-            break
-        await asyncio.sleep(0.05)
+    await watcher.wait_for_total(
+        (events_pb2.StockReserved, events_pb2.StockUnavailable), len(orders)
+    )
     assert len(watcher.of_type(events_pb2.StockReserved)) == 5
     assert len(watcher.of_type(events_pb2.StockUnavailable)) == 35
     p = await product(inv.address, pid)

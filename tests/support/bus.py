@@ -68,6 +68,16 @@ class StreamWatcher:
             if s.message.DESCRIPTOR.full_name == cls.DESCRIPTOR.full_name
         ]
 
+    async def wait_for_total(
+        self, classes: tuple[type[Message], ...], count: int, timeout_s: float = WAIT_TIMEOUT_S
+    ) -> None:
+        """Waits until `count` messages of any of `classes` have arrived."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while sum(len(self.of_type(cls)) for cls in classes) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"waited {timeout_s}s for {count} outcomes")
+            await self.poll()
+
     async def wait_for(
         self,
         cls: type[Message],

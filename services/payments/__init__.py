@@ -1,0 +1,1 @@
+"""Payments: customer credit accounts and the payment held or charged for each order."""

@@ -1,0 +1,92 @@
+"""PaymentsService over gRPC: validate, run one transaction, translate to protobuf."""
+
+from __future__ import annotations
+
+import grpc
+from shop.payments.v1 import payments_pb2, payments_service_pb2, payments_service_pb2_grpc
+
+from services.common.database import Connection, Database
+from services.common.errors import AlreadyExistsError, NotFoundError
+from services.common.ids import now, timestamp
+from services.common.validation import Violations
+from services.payments import store
+from services.payments.domain import Account, Payment, validate_new_account
+
+SERVICE_NAME = payments_service_pb2.DESCRIPTOR.services_by_name["PaymentsService"].full_name
+
+
+def account_pb(a: Account) -> payments_pb2.CreditAccount:
+    return payments_pb2.CreditAccount(
+        customer_id=a.customer_id,
+        credit_limit_minor=a.credit_limit_minor,
+        available_minor=a.available_minor,
+        currency_code=a.currency_code,
+        create_time=timestamp(a.create_time),
+        update_time=timestamp(a.update_time),
+    )
+
+
+def payment_pb(p: Payment) -> payments_pb2.Payment:
+    return payments_pb2.Payment(
+        order_id=p.order_id,
+        customer_id=p.customer_id,
+        amount_minor=p.amount_minor,
+        currency_code=p.currency_code,
+        status=f"PAYMENT_STATUS_{p.status.value}",
+        decline_reason=f"DECLINE_REASON_{p.decline_reason.value}" if p.decline_reason else None,
+        decline_message=p.decline_message,
+        create_time=timestamp(p.create_time),
+        update_time=timestamp(p.update_time),
+    )
+
+
+def _require(value: str, field: str) -> None:
+    v = Violations()
+    v.text(value, field, max_len=128)
+    v.raise_if_any()
+
+
+class PaymentsApi(payments_service_pb2_grpc.PaymentsServiceServicer):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def OpenAccount(
+        self, request: payments_service_pb2.OpenAccountRequest, context: grpc.aio.ServicerContext
+    ) -> payments_service_pb2.OpenAccountResponse:
+        validate_new_account(request.customer_id, request.credit_limit_minor, request.currency_code)
+
+        def open_account(conn: Connection) -> Account:
+            if store.get_account(conn, request.customer_id) is not None:
+                raise AlreadyExistsError("credit account", request.customer_id)
+            at = now()
+            account = Account(
+                customer_id=request.customer_id,
+                credit_limit_minor=request.credit_limit_minor,
+                available_minor=request.credit_limit_minor,
+                currency_code=request.currency_code,
+                create_time=at,
+                update_time=at,
+            )
+            store.insert_account(conn, account)
+            return account
+
+        account = await self._db.write(open_account)
+        return payments_service_pb2.OpenAccountResponse(account=account_pb(account))
+
+    async def GetAccount(
+        self, request: payments_service_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
+    ) -> payments_service_pb2.GetAccountResponse:
+        _require(request.customer_id, "customer_id")
+        account = await self._db.read(lambda conn: store.get_account(conn, request.customer_id))
+        if account is None:
+            raise NotFoundError("credit account", request.customer_id)
+        return payments_service_pb2.GetAccountResponse(account=account_pb(account))
+
+    async def GetPayment(
+        self, request: payments_service_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext
+    ) -> payments_service_pb2.GetPaymentResponse:
+        _require(request.order_id, "order_id")
+        payment = await self._db.read(lambda conn: store.get_payment(conn, request.order_id))
+        if payment is None or not payment.customer_id:
+            raise NotFoundError("payment", request.order_id)
+        return payments_service_pb2.GetPaymentResponse(payment=payment_pb(payment))

@@ -1,0 +1,112 @@
+"""Payments' SQLite repository: credit accounts and payments."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from services.common.database import Connection
+from services.payments.domain import Account, DeclineReason, Payment, PaymentStatus
+
+MIGRATIONS = [
+    """CREATE TABLE IF NOT EXISTS accounts (
+        customer_id TEXT PRIMARY KEY,
+        credit_limit_minor INTEGER NOT NULL,
+        available_minor INTEGER NOT NULL,
+        currency_code TEXT NOT NULL,
+        create_time REAL NOT NULL,
+        update_time REAL NOT NULL,
+        CHECK (available_minor >= 0 AND available_minor <= credit_limit_minor)
+    )""",
+    """CREATE TABLE IF NOT EXISTS payments (
+        order_id TEXT PRIMARY KEY,
+        customer_id TEXT NOT NULL,
+        amount_minor INTEGER NOT NULL,
+        currency_code TEXT NOT NULL,
+        status TEXT NOT NULL,
+        decline_reason TEXT,
+        decline_message TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        create_time REAL NOT NULL,
+        update_time REAL NOT NULL
+    )""",
+]
+
+
+def _account(r: sqlite3.Row) -> Account:
+    return Account(
+        customer_id=r["customer_id"],
+        credit_limit_minor=r["credit_limit_minor"],
+        available_minor=r["available_minor"],
+        currency_code=r["currency_code"],
+        create_time=r["create_time"],
+        update_time=r["update_time"],
+    )
+
+
+def get_account(conn: Connection, customer_id: str) -> Account | None:
+    row = conn.execute("SELECT * FROM accounts WHERE customer_id = ?", (customer_id,)).fetchone()
+    return _account(row) if row else None
+
+
+def insert_account(conn: Connection, a: Account) -> None:
+    conn.execute(
+        "INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            a.customer_id,
+            a.credit_limit_minor,
+            a.available_minor,
+            a.currency_code,
+            a.create_time,
+            a.update_time,
+        ),
+    )
+
+
+def change_available(conn: Connection, customer_id: str, delta_minor: int, at: float) -> None:
+    """Draws on (negative) or returns to (positive) an account's available credit."""
+    conn.execute(
+        "UPDATE accounts SET available_minor = available_minor + ?, update_time = ?"
+        " WHERE customer_id = ?",
+        (delta_minor, at, customer_id),
+    )
+
+
+def _payment(r: sqlite3.Row) -> Payment:
+    return Payment(
+        order_id=r["order_id"],
+        customer_id=r["customer_id"],
+        amount_minor=r["amount_minor"],
+        currency_code=r["currency_code"],
+        status=PaymentStatus(r["status"]),
+        decline_reason=DeclineReason(r["decline_reason"]) if r["decline_reason"] else None,
+        decline_message=r["decline_message"],
+        version=r["version"],
+        create_time=r["create_time"],
+        update_time=r["update_time"],
+    )
+
+
+def get_payment(conn: Connection, order_id: str) -> Payment | None:
+    row = conn.execute("SELECT * FROM payments WHERE order_id = ?", (order_id,)).fetchone()
+    return _payment(row) if row else None
+
+
+def save_payment(conn: Connection, p: Payment) -> None:
+    conn.execute(
+        "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
+        " decline_reason = excluded.decline_reason, decline_message = excluded.decline_message,"
+        " version = excluded.version, update_time = excluded.update_time",
+        (
+            p.order_id,
+            p.customer_id,
+            p.amount_minor,
+            p.currency_code,
+            p.status.value,
+            p.decline_reason.value if p.decline_reason else None,
+            p.decline_message,
+            p.version,
+            p.create_time,
+            p.update_time,
+        ),
+    )
