@@ -30,6 +30,7 @@ from services.common.messages import (
     HEADER_TYPE,
     UndecodableMessageError,
     decode,
+    subject_for,
     trace_id_of,
 )
 from services.common.settings import ServiceSettings
@@ -66,6 +67,13 @@ class Subscription:
     durable: str
     handlers: dict[str, Handler]
     filter_subjects: list[str] = field(default_factory=list)
+    """Defaults to the subjects of the handled types: other messages on the stream never
+    reach this consumer (so they are neither processed nor dead-lettered)."""
+
+    def subjects(self) -> list[str]:
+        if self.filter_subjects:
+            return self.filter_subjects
+        return sorted(subject_for(decode(type_name, b"")) for type_name in self.handlers)
 
 
 @dataclass
@@ -97,7 +105,7 @@ class Consumer:
             ack_wait=self._settings.consumer_ack_wait_s,
             # One more than our own limit, so our dead-lettering decides, not the server.
             max_deliver=self._settings.consumer_max_deliver + 1,
-            filter_subjects=self.sub.filter_subjects or None,
+            filter_subjects=self.sub.subjects(),
             max_ack_pending=1000,
         )
 

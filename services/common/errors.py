@@ -65,3 +65,7 @@ class DependencyUnavailableError(DomainError):
     def __init__(self, dependency: str, message: str) -> None:
         self.dependency = dependency
         super().__init__(message)
+
+
+class UnauthenticatedError(DomainError):
+    """The call does not say who the customer is."""

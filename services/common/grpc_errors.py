@@ -23,6 +23,7 @@ from services.common.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    UnauthenticatedError,
 )
 from services.common.logs import get_logger
 
@@ -83,6 +84,8 @@ def to_status(error: DomainError) -> status_pb2.Status:
                 )
             ],
         )
+    if isinstance(error, UnauthenticatedError):
+        return status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message=message)
     if isinstance(error, DependencyUnavailableError):
         return status_pb2.Status(
             code=code_pb2.UNAVAILABLE,

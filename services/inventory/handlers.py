@@ -200,6 +200,5 @@ def subscriptions() -> list[Subscription]:
             handlers=handler_map(
                 (order_events_pb2.OrderCancellationRequested, on_order_cancellation_requested)
             ),
-            filter_subjects=["shop.orders.events.OrderCancellationRequested"],
         ),
     ]

@@ -23,7 +23,7 @@ from tools.devstack.ports import port_open
 from tools.devstack.process import ManagedProcess
 from tools.devstack.topology import Topology
 
-SERVICES = ("inventory", "payments")
+SERVICES = ("inventory", "payments", "orders")
 SERVICE_NOTES = {
     "orders": "event-sourced orders, the place-order saga orchestrator",
     "inventory": "products, stock, reservations",

@@ -1,0 +1,1 @@
+"""Orders: the event-sourced order aggregate and the place-order saga."""

@@ -1,0 +1,44 @@
+"""Starts the orders service: `python -m services.orders` (or the Bazel py_binary)."""
+
+from functools import partial
+
+from shop.orders.v1 import orders_service_pb2_grpc
+
+from services.common.clients import ServiceClient, StaticResolver
+from services.common.server import Platform, ServiceParts, run_service
+from services.orders import handlers, store
+from services.orders.api import ADMIN_SERVICE_NAME, SERVICE_NAME, OrdersAdminApi, OrdersApi
+from services.orders.application import Orders, OrdersConfig
+from services.orders.pricing import Pricing
+from services.orders.settings import OrdersSettings
+from services.orders.timeouts import watch_saga_deadlines
+
+
+def wire(platform: Platform) -> ServiceParts:
+    settings = OrdersSettings.from_env()
+    orders = Orders(OrdersConfig(settings.snapshot_every, settings.step_timeout_s))
+    inventory = ServiceClient(
+        "inventory", StaticResolver(settings.inventory_address), settings.pricing
+    )
+    return ServiceParts(
+        servicers=[
+            (
+                orders_service_pb2_grpc.add_OrdersServiceServicer_to_server,
+                OrdersApi(platform.db, orders, Pricing(inventory)),
+                SERVICE_NAME,
+            ),
+            (
+                orders_service_pb2_grpc.add_OrdersAdminServiceServicer_to_server,
+                OrdersAdminApi(platform.db),
+                ADMIN_SERVICE_NAME,
+            ),
+        ],
+        subscriptions=handlers.subscriptions(orders),
+        background=[
+            partial(watch_saga_deadlines, platform.db, orders, settings.saga_poll_interval_s)
+        ],
+    )
+
+
+if __name__ == "__main__":
+    run_service("orders", store.MIGRATIONS, wire)

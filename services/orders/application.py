@@ -1,0 +1,156 @@
+"""Orders' use cases, each one transaction: the order's new events, the read models, the saga
+state and the outgoing commands and events all commit together, or none of them does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from services.common import outbox
+from services.common.database import Connection
+from services.common.ids import new_id, now
+from services.common.logs import get_logger
+from services.orders import domain, saga, store
+from services.orders.domain import Line, Order, OrderStatus
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OrdersConfig:
+    snapshot_every: int
+    step_timeout_s: float
+
+
+class Orders:
+    def __init__(self, config: OrdersConfig) -> None:
+        self.config = config
+
+    def _commit(self, conn: Connection, order: Order | None, events: list[Message]) -> Order:
+        state = store.save(conn, order, events, self.config.snapshot_every)
+        for event in events:
+            outbox.stage(conn, event)
+        return state
+
+    def _advance(self, conn: Connection, order: Order, transition: saga.Transition) -> Order:
+        at = now()
+        events: list[Message] = []
+        if transition.stock_reserved:
+            events += domain.record_stock_reserved(order, at)
+        if transition.confirmed:
+            events += domain.confirm(order, at)
+        if transition.rejected_reason is not None:
+            events += domain.reject(order, transition.rejected_reason, at)
+        order = self._commit(conn, order, events)
+        store.save_saga(conn, transition.saga)
+        for command in transition.commands:
+            outbox.stage(conn, command)
+        if order.status in (OrderStatus.CONFIRMED, OrderStatus.REJECTED) and events:
+            log.info(
+                "order_" + order.status.value.lower(),
+                order_id=order.order_id,
+                reason=order.rejection_reason,
+            )
+        return order
+
+    # --- commands from the API ----------------------------------------------------------------
+
+    def place(
+        self,
+        conn: Connection,
+        customer_id: str,
+        lines: tuple[Line, ...],
+        total_minor: int,
+        currency_code: str,
+        idempotency_key: str,
+    ) -> Order:
+        if idempotency_key:
+            existing = store.order_for_key(conn, customer_id, idempotency_key)
+            if existing is not None:
+                found = store.load(conn, existing)
+                assert found is not None
+                return found
+        at = now()
+        order_id = new_id("ord")
+        order = self._commit(
+            conn,
+            None,
+            domain.place(
+                order_id, customer_id, lines, total_minor, currency_code, idempotency_key, at
+            ),
+        )
+        transition = saga.start(order, at, self.config.step_timeout_s)
+        store.save_saga(conn, transition.saga)
+        for command in transition.commands:
+            outbox.stage(conn, command)
+        log.info("order_placed", order_id=order_id, total_minor=total_minor)
+        return order
+
+    def cancel(self, conn: Connection, order: Order, reason: str) -> Order:
+        return self._commit(conn, order, domain.request_cancellation(order, reason, now()))
+
+    # --- facts from inventory and payments -------------------------------------------------------
+
+    def _load(self, conn: Connection, order_id: str) -> tuple[Order, saga.Saga] | None:
+        order = store.load(conn, order_id)
+        current = store.get_saga(conn, order_id)
+        if order is None or current is None:
+            log.info("event_for_unknown_order_ignored", order_id=order_id)
+            return None
+        return order, current
+
+    def stock_reserved(self, conn: Connection, order_id: str) -> None:
+        if loaded := self._load(conn, order_id):
+            order, current = loaded
+            self._advance(
+                conn,
+                order,
+                saga.on_stock_reserved(current, order, now(), self.config.step_timeout_s),
+            )
+
+    def stock_unavailable(self, conn: Connection, order_id: str, reason: str) -> None:
+        if loaded := self._load(conn, order_id):
+            order, current = loaded
+            self._advance(conn, order, saga.on_stock_unavailable(current, reason))
+
+    def stock_released(self, conn: Connection, order_id: str) -> None:
+        if loaded := self._load(conn, order_id):
+            order, current = loaded
+            if order.status is OrderStatus.CANCELLING:
+                self._commit(conn, order, domain.record_stock_released(order, now()))
+            else:
+                self._advance(conn, order, saga.on_stock_released(current))
+
+    def payment_authorized(self, conn: Connection, order_id: str) -> None:
+        if loaded := self._load(conn, order_id):
+            order, current = loaded
+            self._advance(conn, order, saga.on_payment_authorized(current))
+
+    def payment_declined(self, conn: Connection, order_id: str, reason: str) -> None:
+        if loaded := self._load(conn, order_id):
+            order, current = loaded
+            self._advance(
+                conn,
+                order,
+                saga.on_payment_declined(current, reason, now(), self.config.step_timeout_s),
+            )
+
+    def payment_voided(self, conn: Connection, order_id: str) -> None:
+        if loaded := self._load(conn, order_id):
+            order, current = loaded
+            self._advance(conn, order, saga.on_payment_voided(current))
+
+    def payment_refunded(self, conn: Connection, order_id: str, amount_minor: int) -> None:
+        if loaded := self._load(conn, order_id):
+            order, _ = loaded
+            self._commit(conn, order, domain.record_payment_refunded(order, amount_minor, now()))
+
+    def time_out(self, conn: Connection, order_id: str) -> None:
+        """A step passed its deadline; re-checked inside the transaction."""
+        if loaded := self._load(conn, order_id):
+            order, current = loaded
+            at = now()
+            if current.step is not saga.SagaStep.DONE and current.deadline < at:
+                log.warning("saga_step_timed_out", order_id=order_id, step=current.step.value)
+                self._advance(conn, order, saga.on_timeout(current, at, self.config.step_timeout_s))

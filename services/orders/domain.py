@@ -1,0 +1,243 @@
+"""The order aggregate, event-sourced: its state is a fold of its events.
+
+Events are the protobuf messages of shop.orders.v1 (the contract is the model); everything here
+is plain Python over them, with no transport or storage. Decisions take the current state and
+return the new events; `evolve` applies one event. Nothing else changes an order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from google.protobuf.message import Message
+from shop.orders.v1 import events_pb2 as ev
+
+from services.common.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
+from services.common.events import stamped
+from services.common.validation import Violations
+
+MAX_LINES = 50
+MAX_QUANTITY = 1000
+MAX_KEY_LEN = 128
+MAX_REASON_LEN = 500
+
+
+class OrderStatus(Enum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    REJECTED = "REJECTED"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True)
+class Line:
+    product_id: str
+    quantity: int
+    unit_price_minor: int = 0
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    customer_id: str
+    status: OrderStatus
+    lines: tuple[Line, ...]
+    total_minor: int
+    currency_code: str
+    idempotency_key: str
+    rejection_reason: str = ""
+    version: int = 0
+    create_time: float = 0.0
+    update_time: float = 0.0
+    stock_reserved: bool = False
+    payment_authorized: bool = False
+    stock_released: bool = False
+    payment_refunded: bool = False
+
+
+def evolve(state: Order | None, event: Message) -> Order:
+    """Applies one event; the only place an order's state changes."""
+    at = event.occur_time.ToNanoseconds() / 1e9  # type: ignore[attr-defined]
+    version = int(event.version)  # type: ignore[attr-defined]
+    if isinstance(event, ev.OrderPlaced):
+        lines = tuple(Line(x.product_id, x.quantity, x.unit_price_minor) for x in event.lines)
+        return Order(
+            order_id=event.order_id,
+            customer_id=event.customer_id,
+            status=OrderStatus.PENDING,
+            lines=lines,
+            total_minor=event.total_minor,
+            currency_code=event.currency_code,
+            idempotency_key=event.idempotency_key,
+            version=version,
+            create_time=at,
+            update_time=at,
+        )
+    if state is None:
+        raise ValueError(f"{type(event).__name__} before OrderPlaced")
+    state = replace(state, version=version, update_time=at)
+    if isinstance(event, ev.OrderStockReserved):
+        return replace(state, stock_reserved=True)
+    if isinstance(event, ev.OrderPaymentAuthorized):
+        return replace(state, payment_authorized=True)
+    if isinstance(event, ev.OrderConfirmed):
+        return replace(state, status=OrderStatus.CONFIRMED)
+    if isinstance(event, ev.OrderRejected):
+        return replace(state, status=OrderStatus.REJECTED, rejection_reason=event.reason)
+    if isinstance(event, ev.OrderCancellationRequested):
+        return replace(state, status=OrderStatus.CANCELLING)
+    if isinstance(event, ev.OrderStockReleased):
+        return replace(state, stock_released=True)
+    if isinstance(event, ev.OrderPaymentRefunded):
+        return replace(state, payment_refunded=True)
+    if isinstance(event, ev.OrderCancelled):
+        return replace(state, status=OrderStatus.CANCELLED)
+    raise ValueError(f"unknown order event {type(event).__name__}")
+
+
+def replay(events: list[Message], state: Order | None = None) -> Order | None:
+    for event in events:
+        state = evolve(state, event)
+    return state
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def validate_new_order(lines: list[Line], idempotency_key: str) -> None:
+    v = Violations()
+    v.check(
+        1 <= len(lines) <= MAX_LINES, "lines", f"must hold 1 to {MAX_LINES} lines, got {len(lines)}"
+    )
+    seen: set[str] = set()
+    for i, line in enumerate(lines[:MAX_LINES]):
+        if v.text(line.product_id, f"lines[{i}].product_id", max_len=64):
+            v.check(
+                line.product_id not in seen,
+                f"lines[{i}].product_id",
+                "appears twice; one line per product",
+            )
+            seen.add(line.product_id)
+        v.check(
+            1 <= line.quantity <= MAX_QUANTITY,
+            f"lines[{i}].quantity",
+            f"must be 1 to {MAX_QUANTITY}, got {line.quantity}",
+        )
+    v.check(
+        len(idempotency_key) <= MAX_KEY_LEN,
+        "idempotency_key",
+        f"must be at most {MAX_KEY_LEN} characters",
+    )
+    v.raise_if_any()
+
+
+def priced(
+    lines: list[Line], prices: dict[str, tuple[int, str]]
+) -> tuple[tuple[Line, ...], int, str]:
+    """Lines with their unit prices, the total, and the single currency they share."""
+    currencies = {prices[line.product_id][1] for line in lines}
+    if len(currencies) != 1:
+        raise FailedPreconditionError(
+            "MIXED_CURRENCIES", f"products are priced in several currencies: {sorted(currencies)}"
+        )
+    result = tuple(Line(x.product_id, x.quantity, prices[x.product_id][0]) for x in lines)
+    return result, sum(x.quantity * x.unit_price_minor for x in result), currencies.pop()
+
+
+def unknown_products(lines: list[Line], missing: set[str]) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        [
+            FieldViolation(f"lines[{i}].product_id", f"unknown product {x.product_id}")
+            for i, x in enumerate(lines)
+            if x.product_id in missing
+        ]
+    )
+
+
+# --- decisions ---------------------------------------------------------------------------
+
+
+def place(
+    order_id: str,
+    customer_id: str,
+    lines: tuple[Line, ...],
+    total_minor: int,
+    currency_code: str,
+    idempotency_key: str,
+    at: float,
+) -> list[Message]:
+    placed = ev.OrderPlaced(
+        customer_id=customer_id,
+        total_minor=total_minor,
+        currency_code=currency_code,
+        idempotency_key=idempotency_key,
+        lines=[
+            {
+                "product_id": x.product_id,
+                "quantity": x.quantity,
+                "unit_price_minor": x.unit_price_minor,
+            }
+            for x in lines
+        ],
+    )
+    return [stamped(placed, at, order_id=order_id, version=1)]
+
+
+def _next(order: Order, at: float, *events: Message) -> list[Message]:
+    return [
+        stamped(e, at, order_id=order.order_id, version=order.version + i + 1)
+        for i, e in enumerate(events)
+    ]
+
+
+def record_stock_reserved(order: Order, at: float) -> list[Message]:
+    if order.status is not OrderStatus.PENDING or order.stock_reserved:
+        return []
+    return _next(order, at, ev.OrderStockReserved())
+
+
+def confirm(order: Order, at: float) -> list[Message]:
+    """Payment authorised: the order is confirmed."""
+    if order.status is not OrderStatus.PENDING or not order.stock_reserved:
+        return []
+    return _next(order, at, ev.OrderPaymentAuthorized(), ev.OrderConfirmed())
+
+
+def reject(order: Order, reason: str, at: float) -> list[Message]:
+    if order.status is not OrderStatus.PENDING:
+        return []
+    return _next(order, at, ev.OrderRejected(reason=reason))
+
+
+def request_cancellation(order: Order, reason: str, at: float) -> list[Message]:
+    v = Violations()
+    v.check(len(reason) <= MAX_REASON_LEN, "reason", f"must be at most {MAX_REASON_LEN} characters")
+    v.raise_if_any()
+    if order.status is not OrderStatus.CONFIRMED:
+        raise FailedPreconditionError(
+            "ORDER_NOT_CANCELLABLE",
+            f"order {order.order_id} is {order.status.value}; only CONFIRMED orders can be cancelled",
+        )
+    return _next(
+        order, at, ev.OrderCancellationRequested(customer_id=order.customer_id, reason=reason)
+    )
+
+
+def record_stock_released(order: Order, at: float) -> list[Message]:
+    if order.status is not OrderStatus.CANCELLING or order.stock_released:
+        return []
+    events: list[Message] = [ev.OrderStockReleased()]
+    if order.payment_refunded:
+        events.append(ev.OrderCancelled())
+    return _next(order, at, *events)
+
+
+def record_payment_refunded(order: Order, amount_minor: int, at: float) -> list[Message]:
+    if order.status is not OrderStatus.CANCELLING or order.payment_refunded:
+        return []
+    events: list[Message] = [ev.OrderPaymentRefunded(amount_minor=amount_minor)]
+    if order.stock_released:
+        events.append(ev.OrderCancelled())
+    return _next(order, at, *events)
