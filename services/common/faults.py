@@ -2,8 +2,9 @@
 exit at once (as kill -9 would) when it reaches that point.
 
 Off unless the variable is set; the crash tests restart the process without it. Points:
-`consumer.after_commit:<type name>` (a handler committed, the message is not yet acked),
-`outbox.after_commit` is not needed: killing the process at any moment covers it.
+`consumer.after_commit:<type name>` (a handler committed, the message is not yet acked) and
+`outbox.after_publish:<type name>` (JetStream has the message, the outbox row is not yet marked
+sent).
 """
 
 from __future__ import annotations

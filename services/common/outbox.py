@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from services.common.bus import Bus
 from services.common.database import Connection, Database
+from services.common.faults import crash_point
 from services.common.logs import current_context, get_logger
 from services.common.messages import Envelope, new_traceparent
 
@@ -121,6 +122,7 @@ class OutboxRelay:
         try:
             for seq, envelope in batch:
                 await self._bus.publish(envelope)
+                crash_point("outbox.after_publish", envelope.type_name)
                 sent.append(seq)
         finally:
             if sent:

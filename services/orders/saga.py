@@ -160,13 +160,20 @@ def on_payment_voided(saga: Saga) -> Transition:
 
 
 def on_timeout(saga: Saga, now: float, step_timeout_s: float) -> Transition:
-    """A step took too long: compensate what may have happened; a compensation that takes too
-    long is sent again (its handlers are idempotent)."""
+    """A step took too long: compensate what may have happened. If the compensations are not
+    acknowledged within another step, reject anyway: the compensating commands sit durably in
+    JetStream's work queues and take effect when their service is back, so the order must not
+    wait on them."""
     if saga.step is SagaStep.RESERVING:
         return _compensate(saga, "timed out waiting for inventory", now, step_timeout_s, void=False)
     if saga.step is SagaStep.AUTHORIZING:
         return _compensate(saga, "timed out waiting for payments", now, step_timeout_s, void=True)
     if saga.step is SagaStep.COMPENSATING:
-        retry = replace(saga, attempt=saga.attempt + 1, deadline=now + step_timeout_s)
-        return Transition(retry, _compensations(retry))
+        pending = [
+            name
+            for name, waiting in (("release", saga.awaiting_release), ("void", saga.awaiting_void))
+            if waiting
+        ]
+        reason = f"{saga.reason} (compensation queued: {', '.join(pending)})"
+        return Transition(replace(saga, step=SagaStep.DONE, reason=reason), rejected_reason=reason)
     return Transition(saga)
