@@ -1,0 +1,168 @@
+"""kill -9 at every step of the place-order saga, in every process, and a nats-server restart:
+each order still reaches the terminal state it would have reached, with stock and credit
+exact and nothing reserved or charged twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import pytest
+from shop.orders.v1 import orders_pb2
+
+from tests.support.processes import RunningService, ServiceRunner
+from tests.support.shop import Shop, shop_client
+from tools.devstack.nats import NatsServer
+from tools.devstack.topology import Topology
+
+FAST_REDELIVERY = {"CONCORD_CONSUMER_ACK_WAIT_S": "1"}
+CRASH_WAIT_S = 30.0
+CONFIRMED_EVENTS = [
+    "order_placed",
+    "order_stock_reserved",
+    "order_payment_authorized",
+    "order_confirmed",
+]
+
+
+@dataclass
+class World:
+    services: ServiceRunner
+    shop: Shop
+
+    def start(self, name: str, crash_at: str | None = None) -> RunningService:
+        env = dict(FAST_REDELIVERY)
+        if crash_at:
+            env["CONCORD_CRASH_AT"] = crash_at
+        return self.services.start(name, env=env)
+
+
+@pytest.fixture
+async def world(services: ServiceRunner, topology: Topology) -> AsyncIterator[World]:
+    async with shop_client(topology) as shop:
+        yield World(services, shop)
+
+
+async def died(service: RunningService) -> None:
+    for _ in range(int(CRASH_WAIT_S / 0.05)):
+        if not service.process.running():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{service.component.name} never reached its crash point")
+
+
+async def place_through_crash(shop: Shop, customer: str, product: str, quantity: int) -> str:
+    """The orders process may die before it answers; the idempotency key makes a retry safe."""
+    try:
+        return (await shop.place(customer, [(product, quantity)], key="crash-test")).order_id
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return ""
+
+
+async def assert_confirmed_once(world: World, customer: str, order_id: str, product: str) -> None:
+    order = await world.shop.settled(customer, order_id)
+    assert order.status == orders_pb2.ORDER_STATUS_CONFIRMED, order.rejection_reason
+    assert await world.shop.event_types(customer, order_id) == CONFIRMED_EVENTS
+    stock = await world.shop.stock(product)
+    for _ in range(200):  # CommitReservation may still be on its way
+        if stock.stock_reserved == 0:
+            break
+        await asyncio.sleep(0.05)
+        stock = await world.shop.stock(product)
+    assert (stock.stock_on_hand, stock.stock_reserved) == (8, 0)
+    assert (await world.shop.credit(customer)).available_minor == 8_000
+
+
+ORDERS_CRASH_POINTS = [
+    "outbox.after_publish:shop.orders.v1.OrderPlaced",
+    "outbox.after_publish:shop.inventory.v1.ReserveStock",
+    "consumer.after_commit:shop.inventory.v1.StockReserved",
+    "outbox.after_publish:shop.payments.v1.AuthorizePayment",
+    "consumer.after_commit:shop.payments.v1.PaymentAuthorized",
+]
+
+
+@pytest.mark.parametrize("crash_at", ORDERS_CRASH_POINTS)
+async def test_orders_killed_mid_saga_resumes_on_restart(world: World, crash_at: str) -> None:
+    world.start("inventory")
+    world.start("payments")
+    orders = world.start("orders", crash_at)
+    product = await world.shop.product(stock=10, price_minor=1_000)
+    await world.shop.account("alice", 10_000)
+
+    order_id = await place_through_crash(world.shop, "alice", product, 2)
+    await died(orders)
+    world.start("orders")
+    order_id = order_id or await place_through_crash(world.shop, "alice", product, 2)
+    await assert_confirmed_once(world, "alice", order_id, product)
+
+
+@pytest.mark.parametrize(
+    ("service", "crash_at"),
+    [
+        ("inventory", "consumer.after_commit:shop.inventory.v1.ReserveStock"),
+        ("inventory", "outbox.after_publish:shop.inventory.v1.StockReserved"),
+        ("payments", "consumer.after_commit:shop.payments.v1.AuthorizePayment"),
+        ("payments", "outbox.after_publish:shop.payments.v1.PaymentAuthorized"),
+    ],
+)
+async def test_participant_killed_mid_saga_resumes_on_restart(
+    world: World, service: str, crash_at: str
+) -> None:
+    crashing = {service: crash_at}
+    running = {
+        name: world.start(name, crashing.get(name)) for name in ("inventory", "payments", "orders")
+    }
+    product = await world.shop.product(stock=10, price_minor=1_000)
+    await world.shop.account("alice", 10_000)
+
+    order_id = await place_through_crash(world.shop, "alice", product, 2)
+    await died(running[service])
+    world.start(service)
+    await assert_confirmed_once(world, "alice", order_id, product)
+
+
+async def test_declined_order_killed_before_ack_still_rejects_once(world: World) -> None:
+    world.start("inventory")
+    world.start("payments")
+    orders = world.start("orders", "consumer.after_commit:shop.payments.v1.PaymentDeclined")
+    product = await world.shop.product(stock=10, price_minor=1_000)
+    await world.shop.account("bob", 500)
+
+    order_id = await place_through_crash(world.shop, "bob", product, 2)
+    await died(orders)
+    world.start("orders")
+    order = await world.shop.settled("bob", order_id)
+    assert order.status == orders_pb2.ORDER_STATUS_REJECTED
+    assert "insufficient credit" in order.rejection_reason
+    assert (await world.shop.event_types("bob", order_id)).count("order_rejected") == 1
+    stock = await world.shop.stock(product)
+    assert (stock.stock_on_hand, stock.stock_reserved) == (10, 0)
+    assert (await world.shop.credit("bob")).available_minor == 500
+
+
+async def test_nats_restart_mid_saga(world: World, nats_server: NatsServer) -> None:
+    """With payments away the saga waits at the authorisation step; nats-server is killed and
+    restarted (JetStream on disk) before payments returns; the order still confirms once."""
+    world.start("inventory")
+    payments = world.start("payments")
+    world.start("orders")
+    product = await world.shop.product(stock=10, price_minor=1_000)
+    await world.shop.account("alice", 10_000)
+    payments.stop()
+
+    order_id = (await world.shop.place("alice", [(product, 2)])).order_id
+    for _ in range(200):  # wait until the reservation is in, i.e. the saga is authorising
+        if (await world.shop.stock(product)).stock_reserved == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert (await world.shop.stock(product)).stock_reserved == 2
+    assert (await world.shop.get("alice", order_id)).status == orders_pb2.ORDER_STATUS_PENDING
+    nats_server.kill()
+    nats_server.start()
+    world.start("payments")
+    await assert_confirmed_once(world, "alice", order_id, product)
