@@ -18,9 +18,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("up", help="start every process in the background, wait until healthy")
     commands.add_parser("down", help="stop everything `up` started")
     commands.add_parser("status", help="show what runs where")
+    commands.add_parser(
+        "rebuild-read-models",
+        help="drop the orders read models and rebuild them by replaying events",
+    )
     args = parser.parse_args(argv)
 
     stack = Stack(Topology.from_env(REPO_ROOT / ".data"), repo_root=REPO_ROOT)
+    if args.command == "rebuild-read-models":
+        return rebuild_read_models(f"127.0.0.1:{stack.topology.orders_port}")
     if args.command == "up":
         stack.up()
         print(stack.describe())
@@ -29,6 +35,18 @@ def main(argv: list[str] | None = None) -> int:
         stack.down()
         return 0
     print(stack.describe())
+    return 0
+
+
+def rebuild_read_models(address: str) -> int:
+    import grpc
+    from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        reply = orders_service_pb2_grpc.OrdersAdminServiceStub(channel).RebuildReadModels(
+            orders_service_pb2.RebuildReadModelsRequest(), timeout=120
+        )
+    print(f"rebuilt {reply.orders_rebuilt} orders from {reply.events_replayed} events")
     return 0
 
 
