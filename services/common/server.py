@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from concord.ops.v1 import ops_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -24,6 +25,8 @@ from services.common import consumer, logs, outbox
 from services.common.bus import Bus
 from services.common.consumer import Consumer, Subscription
 from services.common.database import Database
+from services.common.diagnostics import SERVICE_NAME as DIAGNOSTICS_SERVICE
+from services.common.diagnostics import DiagnosticsApi
 from services.common.grpc_errors import DomainErrorInterceptor
 from services.common.logs import get_logger
 from services.common.outbox import OutboxRelay
@@ -89,6 +92,14 @@ async def serve(
     bus = Bus(settings.nats_url, settings.service, settings.nats_request_timeout_s)
     parts = wire(Platform(settings, db, bus))
 
+    consumers = [Consumer(sub, bus, db, settings) for sub in parts.subscriptions]
+    parts.servicers.append(
+        (
+            ops_service_pb2_grpc.add_OperationsServiceServicer_to_server,
+            DiagnosticsApi(settings.service, db, consumers),
+            DIAGNOSTICS_SERVICE,
+        )
+    )
     health_servicer = health.aio.HealthServicer()
     server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
     names = [name for _, _, name in parts.servicers]
@@ -116,8 +127,8 @@ async def serve(
         await bus.connect()
         await bus.ensure_streams()
         tasks.start("outbox-relay", relay.run())
-        for sub in parts.subscriptions:
-            tasks.start(f"consumer-{sub.durable}", Consumer(sub, bus, db, settings).run())
+        for consumer_ in consumers:
+            tasks.start(f"consumer-{consumer_.sub.durable}", consumer_.run())
         for job in parts.background:
             tasks.start(getattr(job, "__name__", "background"), job())
         await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.SERVING)

@@ -30,6 +30,7 @@ class Pricing:
                 BATCH_GET,
                 inv.BatchGetProductsRequest(product_ids=product_ids),
                 inv.BatchGetProductsResponse,
+                idempotent=True,  # a read: safe to retry
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:

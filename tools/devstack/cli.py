@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools.devstack.stack import Stack
+from tools.devstack.stack import SERVICES, Stack
 from tools.devstack.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -19,12 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", help="stop everything `up` started")
     commands.add_parser("status", help="show what runs where")
     commands.add_parser(
+        "diagnostics", help="each service's circuit breakers, consumers and outbox backlog"
+    )
+    commands.add_parser(
         "rebuild-read-models",
         help="drop the orders read models and rebuild them by replaying events",
     )
     args = parser.parse_args(argv)
 
     stack = Stack(Topology.from_env(REPO_ROOT / ".data"), repo_root=REPO_ROOT)
+    if args.command == "diagnostics":
+        return diagnostics(stack)
     if args.command == "rebuild-read-models":
         return rebuild_read_models(f"127.0.0.1:{stack.topology.orders_port}")
     if args.command == "up":
@@ -35,6 +40,36 @@ def main(argv: list[str] | None = None) -> int:
         stack.down()
         return 0
     print(stack.describe())
+    return 0
+
+
+def diagnostics(stack: Stack) -> int:
+    import grpc
+    from concord.ops.v1 import ops_service_pb2, ops_service_pb2_grpc
+
+    for name in SERVICES:
+        address = f"127.0.0.1:{getattr(stack.topology, f'{name}_port')}"
+        try:
+            with grpc.insecure_channel(address) as channel:
+                reply = ops_service_pb2_grpc.OperationsServiceStub(channel).GetDiagnostics(
+                    ops_service_pb2.GetDiagnosticsRequest(), timeout=5
+                )
+        except grpc.RpcError as error:
+            print(f"{name} ({address}): unreachable: {error.code().name}")  # type: ignore[attr-defined]
+            continue
+        print(f"{name} ({address}): outbox pending {reply.outbox_pending}")
+        for b in reply.breakers:
+            retry = (
+                f", next trial {b.retry_time.ToDatetime():%H:%M:%S}Z"
+                if b.HasField("retry_time")
+                else ""
+            )
+            print(f"  breaker {b.callee}: {b.state}, {b.failures} failures{retry}")
+        for c in reply.consumers:
+            print(
+                f"  consumer {c.durable}: {c.processed} processed, {c.duplicates} duplicates,"
+                f" {c.dead_lettered} dead-lettered"
+            )
     return 0
 
 
