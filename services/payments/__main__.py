@@ -2,12 +2,19 @@
 
 from shop.payments.v1 import payments_service_pb2_grpc
 
+from services.common.clients import ServiceClient, StaticResolver
 from services.common.server import Platform, ServiceParts, run_service
 from services.payments import handlers, store
 from services.payments.api import SERVICE_NAME, PaymentsApi
+from services.payments.authorizations import AuthorizationWorker
+from services.payments.provider import PayGate
+from services.payments.settings import PaymentsSettings
 
 
 def wire(platform: Platform) -> ServiceParts:
+    settings = PaymentsSettings.from_env()
+    paygate = ServiceClient("paygate", StaticResolver(settings.provider_address), settings.provider)
+    worker = AuthorizationWorker(platform.db, PayGate(paygate), settings.provider_poll_interval_s)
     return ServiceParts(
         servicers=[
             (
@@ -17,6 +24,7 @@ def wire(platform: Platform) -> ServiceParts:
             )
         ],
         subscriptions=handlers.subscriptions(),
+        background=[worker.run],
     )
 
 

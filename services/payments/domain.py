@@ -20,6 +20,8 @@ class PaymentStatus(Enum):
     VOIDED = "VOIDED"
     CAPTURED = "CAPTURED"
     REFUNDED = "REFUNDED"
+    PENDING = "PENDING"
+    """Credit is held while the provider is asked."""
 
 
 class DeclineReason(Enum):
@@ -59,7 +61,11 @@ class Payment:
 
     @property
     def holds_credit(self) -> bool:
-        return self.status in (PaymentStatus.AUTHORIZED, PaymentStatus.CAPTURED)
+        return self.status in (
+            PaymentStatus.AUTHORIZED,
+            PaymentStatus.CAPTURED,
+            PaymentStatus.PENDING,
+        )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ transaction and answers with an event staged in the outbox."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from google.protobuf.message import Message
 from shop.orders.v1 import events_pb2 as order_events_pb2
 from shop.payments.v1 import commands_pb2, events_pb2, payments_pb2
@@ -16,13 +18,17 @@ from services.common.ids import now
 from services.common.logs import get_logger
 from services.common.streams import commands_stream, events_stream
 from services.payments import store
-from services.payments.domain import Payment, PaymentStatus, authorisation_decline
+from services.payments.domain import DeclineReason, Payment, PaymentStatus, authorisation_decline
+from services.payments.provider import ProviderAnswer
 
 log = get_logger(__name__)
 
 
 def _stage_outcome(conn: Connection, p: Payment, causation_id: str) -> None:
-    """Answers with where the payment stands: the reply to a first or a repeated command."""
+    """Answers with where the payment stands: the reply to a first or a repeated command.
+    A PENDING payment has no answer yet: the authorisation worker sends it."""
+    if p.status is PaymentStatus.PENDING:
+        return
     common = {"order_id": p.order_id, "version": p.version, "causation_id": causation_id}
     if p.status is PaymentStatus.DECLINED:
         reason = f"DECLINE_REASON_{p.decline_reason.value}" if p.decline_reason else None
@@ -52,7 +58,7 @@ def authorize_payment(conn: Connection, cmd: commands_pb2.AuthorizePayment) -> N
         customer_id=cmd.customer_id,
         amount_minor=cmd.amount_minor,
         currency_code=cmd.currency_code,
-        status=PaymentStatus.DECLINED if decline else PaymentStatus.AUTHORIZED,
+        status=PaymentStatus.DECLINED if decline else PaymentStatus.PENDING,
         decline_reason=decline.reason if decline else None,
         decline_message=decline.message if decline else "",
         version=1,
@@ -70,6 +76,36 @@ def authorize_payment(conn: Connection, cmd: commands_pb2.AuthorizePayment) -> N
     )
 
 
+def finish_authorization(conn: Connection, order_id: str, answer: ProviderAnswer) -> None:
+    """Records the provider's answer for a PENDING payment and announces the outcome. If the
+    payment was voided meanwhile, an approval at the provider is voided too."""
+    at = now()
+    p = store.get_payment(conn, order_id)
+    if answer.void_pending or (
+        answer.approved and (p is None or p.status is not PaymentStatus.PENDING)
+    ):
+        store.add_pending_void(conn, order_id, at)
+    if p is None or p.status is not PaymentStatus.PENDING:
+        return
+    if answer.approved:
+        settled = p.moved_to(PaymentStatus.AUTHORIZED, at)
+    else:
+        store.change_available(conn, p.customer_id, p.amount_minor, at)
+        reason = (
+            DeclineReason.PROVIDER_UNAVAILABLE
+            if answer.unavailable
+            else DeclineReason.PROVIDER_DECLINED
+        )
+        settled = replace(
+            p.moved_to(PaymentStatus.DECLINED, at),
+            decline_reason=reason,
+            decline_message=answer.message,
+        )
+    store.save_payment(conn, settled)
+    _stage_outcome(conn, settled, f"{order_id}:provider")
+    log.info("payment_" + settled.status.value.lower(), order_id=order_id, reason=answer.message)
+
+
 def void_payment(conn: Connection, cmd: commands_pb2.VoidPayment) -> None:
     """Returns an authorisation's hold; with nothing authorised, leaves a VOIDED tombstone so a
     late AuthorizePayment for the order holds nothing."""
@@ -78,9 +114,10 @@ def void_payment(conn: Connection, cmd: commands_pb2.VoidPayment) -> None:
     returned = 0
     if existing is None:
         voided = Payment(cmd.order_id, "", 0, "", PaymentStatus.VOIDED, None, cmd.reason, 1, at, at)
-    elif existing.status is PaymentStatus.AUTHORIZED:
+    elif existing.status in (PaymentStatus.AUTHORIZED, PaymentStatus.PENDING):
         returned = existing.amount_minor
         store.change_available(conn, existing.customer_id, returned, at)
+        store.add_pending_void(conn, cmd.order_id, at)
         voided = existing.moved_to(PaymentStatus.VOIDED, at)
     else:
         voided = existing.moved_to(existing.status, at)
@@ -141,6 +178,8 @@ def on_order_cancellation_requested(
         if existing.holds_credit:
             refunded = existing.amount_minor
             store.change_available(conn, existing.customer_id, refunded, at)
+            if existing.status is not PaymentStatus.CAPTURED:
+                store.add_pending_void(conn, event.order_id, at)
             existing = existing.moved_to(PaymentStatus.REFUNDED, at)
             store.save_payment(conn, existing)
             version = existing.version

@@ -17,6 +17,10 @@ MIGRATIONS = [
         update_time REAL NOT NULL,
         CHECK (available_minor >= 0 AND available_minor <= credit_limit_minor)
     )""",
+    """CREATE TABLE IF NOT EXISTS provider_voids (
+        idempotency_key TEXT PRIMARY KEY,
+        since REAL NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS payments (
         order_id TEXT PRIMARY KEY,
         customer_id TEXT NOT NULL,
@@ -110,3 +114,25 @@ def save_payment(conn: Connection, p: Payment) -> None:
             p.update_time,
         ),
     )
+
+
+def pending_payments(conn: Connection) -> list[Payment]:
+    rows = conn.execute(
+        "SELECT * FROM payments WHERE status = 'PENDING' ORDER BY create_time LIMIT 100"
+    )
+    return [_payment(row) for row in rows]
+
+
+def add_pending_void(conn: Connection, key: str, at: float) -> None:
+    """Remembers that the provider must void `key`, until it confirms."""
+    conn.execute("INSERT OR IGNORE INTO provider_voids VALUES (?, ?)", (key, at))
+
+
+def pending_voids(conn: Connection) -> list[str]:
+    return [
+        row[0] for row in conn.execute("SELECT idempotency_key FROM provider_voids ORDER BY since")
+    ]
+
+
+def remove_pending_void(conn: Connection, key: str) -> None:
+    conn.execute("DELETE FROM provider_voids WHERE idempotency_key = ?", (key,))

@@ -87,7 +87,10 @@ async def test_account_errors(payments: Stub) -> None:
 async def test_authorise_twice_holds_once_then_capture(payments: Stub, nats_client: Client) -> None:
     watcher = StreamWatcher(nats_client, EVENTS)
     await send(nats_client, authorize("ord_1", 2_500))
-    await send(nats_client, authorize("ord_1", 2_500))
+    await watcher.wait_for(events_pb2.PaymentAuthorized, "ord_1")
+    await send(
+        nats_client, authorize("ord_1", 2_500)
+    )  # a repeat answers the same, holds nothing more
     authorized = await watcher.wait_for(events_pb2.PaymentAuthorized, "ord_1", count=2)
     assert {e.amount_minor for e in authorized} == {2_500}
     assert await available(payments) == 7_500

@@ -11,6 +11,8 @@ from tools.devstack.process import ManagedProcess
 from tools.devstack.stack import Component, Stack
 
 READY_TIMEOUT_S = 60.0
+DEPENDENCIES = {"payments": ("paygate",)}
+"""Started first when missing: payments cannot authorise without its provider."""
 
 
 @dataclass
@@ -39,6 +41,9 @@ class ServiceRunner:
     def start(
         self, name: str, env: dict[str, str] | None = None, wait: bool = True
     ) -> RunningService:
+        for dependency in DEPENDENCIES.get(name, ()):
+            if dependency not in self.running or not self.running[dependency].process.running():
+                self.start(dependency)
         component = self.stack.service(name, extra_env=env)
         process = ManagedProcess(
             name=name,

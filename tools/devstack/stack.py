@@ -25,6 +25,7 @@ from tools.devstack.topology import Topology
 
 SERVICES = ("inventory", "payments", "orders")
 SERVICE_NOTES = {
+    "paygate": "stand-in payment provider (fault injection for tests)",
     "orders": "event-sourced orders, the place-order saga orchestrator",
     "inventory": "products, stock, reservations",
     "payments": "customer credit, authorisations, refunds",
@@ -81,6 +82,7 @@ class Stack:
         )
         return [
             self._nats(nats),
+            self.service("paygate"),
             *(self.service(name) for name in SERVICES),
         ]
 
@@ -102,7 +104,10 @@ class Stack:
             "CONCORD_DATA_DIR": str(t.data_dir),
             "CONCORD_NATS_URL": t.nats_url,
             "CONCORD_REGISTRY_ADDRESS": f"127.0.0.1:{t.registry_port}",
-            **{f"CONCORD_{name.upper()}_PORT": str(self._port(name)) for name in SERVICES},
+            **{
+                f"CONCORD_{name.upper()}_PORT": str(self._port(name))
+                for name in (*SERVICES, "paygate")
+            },
         }
 
     def _port(self, service: str) -> int:

@@ -22,6 +22,7 @@ class Topology:
     orders_port: int = 50051
     inventory_port: int = 50052
     payments_port: int = 50053
+    paygate_port: int = 50054
     gateway_port: int = 8080
     gateway_admin_port: int = 9901
 

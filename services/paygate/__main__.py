@@ -1,0 +1,40 @@
+"""Starts the PayGate stand-in: `python -m services.paygate` on CONCORD_PAYGATE_PORT (50054)."""
+
+import asyncio
+import os
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from paygate.v1 import paygate_pb2, paygate_pb2_grpc
+
+from services.paygate.ledger import Ledger
+from services.paygate.server import Behaviour, FaultInjection, PaymentGateway
+
+
+async def main() -> None:
+    address = f"127.0.0.1:{os.environ.get('CONCORD_PAYGATE_PORT', '50054')}"
+    behaviour = Behaviour()
+    server = grpc.aio.server()
+    paygate_pb2_grpc.add_PaymentGatewayServiceServicer_to_server(
+        PaymentGateway(Ledger(), behaviour), server
+    )
+    paygate_pb2_grpc.add_FaultInjectionServiceServicer_to_server(FaultInjection(behaviour), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [s.full_name for s in paygate_pb2.DESCRIPTOR.services_by_name.values()]
+    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
+    server.add_insecure_port(address)
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    print(f'{{"service": "paygate", "event": "listening", "address": "{address}"}}', flush=True)
+    await stop.wait()
+    await server.stop(2)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
