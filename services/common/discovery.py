@@ -35,14 +35,29 @@ class _Resolved:
     turn: itertools.count[int] = field(default_factory=itertools.count)
 
 
-class Resolver:
-    """One per process: `await resolver.channel("shop.inventory.v1.InventoryService")`."""
+@dataclass(frozen=True)
+class ServiceResolver:
+    """One callee's addresses, in the shape clients.ServiceClient takes (clients.Resolver):
+    `ServiceClient("inventory", platform.resolver.for_service(INVENTORY), policy)`."""
+
+    registry: RegistryResolver
+    service_name: str
+
+    async def resolve(self) -> str:
+        return await self.registry.address(self.service_name)
+
+
+class RegistryResolver:
+    """One per process (Platform.resolver): finds any service's live instances."""
 
     def __init__(self, settings: RegistryClientSettings) -> None:
         self._settings = settings
         self._cache: dict[str, _Resolved] = {}
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._registry: grpc.aio.Channel | None = None
+
+    def for_service(self, service_name: str) -> ServiceResolver:
+        return ServiceResolver(self, service_name)
 
     async def address(self, service_name: str) -> str:
         """The next live instance's host:port, round robin."""

@@ -28,7 +28,7 @@ from services.common.consumer import Consumer, Subscription
 from services.common.database import Database
 from services.common.diagnostics import SERVICE_NAME as DIAGNOSTICS_SERVICE
 from services.common.diagnostics import DiagnosticsApi
-from services.common.discovery import Resolver
+from services.common.discovery import RegistryResolver
 from services.common.grpc_errors import DomainErrorInterceptor
 from services.common.logs import get_logger
 from services.common.outbox import OutboxRelay
@@ -49,7 +49,7 @@ class Platform:
     settings: ServiceSettings
     db: Database
     bus: Bus
-    resolver: Resolver
+    resolver: RegistryResolver
 
 
 @dataclass
@@ -104,7 +104,7 @@ async def serve(
     await db.open([*outbox.MIGRATIONS, *consumer.MIGRATIONS, *migrations])
     bus = Bus(settings.nats_url, settings.service, settings.nats_request_timeout_s)
     registry_client = RegistryClientSettings.from_env()
-    resolver = Resolver(registry_client)
+    resolver = RegistryResolver(registry_client)
     parts = wire(Platform(settings, db, bus, resolver))
 
     consumers = [Consumer(sub, bus, db, settings) for sub in parts.subscriptions]

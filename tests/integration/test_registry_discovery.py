@@ -11,9 +11,11 @@ import grpc
 import pytest
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc, registry_pb2
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 
-from services.common.discovery import Resolver
+from services.common.clients import CallPolicy, ServiceClient
+from services.common.discovery import RegistryResolver
 from services.common.errors import DependencyUnavailableError
 from services.common.registration import Registration
 from services.common.registry_client import RegistryClientSettings
@@ -25,6 +27,7 @@ SERVICE = "shop.inventory.v1.InventoryService"
 PROBE_INTERVAL_S = 1.0
 SETTLE_S = 15.0
 """Bound on waits that need a probe or a heartbeat to happen, far above the fast settings."""
+CALL_POLICY = CallPolicy(deadline_s=2.0, breaker_fail_max=5, breaker_reset_timeout_s=5.0)
 
 
 def client_settings(registry: ConcordProcess) -> RegistryClientSettings:
@@ -179,10 +182,10 @@ async def test_registration_waits_in_the_background_for_a_registry_that_is_down(
             registry.stop()
 
 
-async def test_resolver_round_robins_and_says_clearly_when_none_is_live(
+async def test_resolver_round_robins_feeds_service_clients_and_says_when_none_is_live(
     registry: ConcordProcess,
 ) -> None:
-    resolver = Resolver(client_settings(registry))
+    resolver = RegistryResolver(client_settings(registry))
     async with health_server(SERVICE) as one, health_server(SERVICE) as two:
         registrations = [
             Registration(client_settings(registry), s.address, "test", [SERVICE])
@@ -202,6 +205,16 @@ async def test_resolver_round_robins_and_says_clearly_when_none_is_live(
             assert picked[0] != picked[1] and picked[0] == picked[2]
             with pytest.raises(DependencyUnavailableError, match="no live instance"):
                 await resolver.address("shop.payments.v1.PaymentsService")
+            client = ServiceClient("inventory", resolver.for_service(SERVICE), CALL_POLICY)
+            try:
+                reply = await client.call(
+                    "/grpc.health.v1.Health/Check",
+                    health_pb2.HealthCheckRequest(service=SERVICE),
+                    health_pb2.HealthCheckResponse,
+                )
+            finally:
+                await client.close()
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
         finally:
             for registration in registrations:
                 await registration.stop()

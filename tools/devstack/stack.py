@@ -92,7 +92,7 @@ class Stack:
         return Component(
             name="registry",
             address=address,
-            argv=[str(self.repo_root / "bazel-bin" / "registry" / "registry")],
+            argv=self.launcher("registry"),
             ready=lambda: grpc_serving(address),
             env={
                 "CONCORD_DATA_DIR": str(t.data_dir),
