@@ -5,8 +5,8 @@ server with health (NOT_SERVING until the database and NATS are ready, SERVING a
 NOT_SERVING while draining) and reflection, connects to JetStream, starts the outbox relay,
 the consumers and any background tasks the service asks for, registers every servicer with
 the registry once SERVING (registration.py, in the background), and on SIGTERM: deregisters,
-stops taking calls, lets in-flight ones finish within the grace period, cancels and awaits every task,
-flushes the outbox and closes everything.
+stops taking calls, lets in-flight ones finish within the grace period, cancels and awaits
+every task, flushes the outbox and closes everything.
 """
 
 from __future__ import annotations
