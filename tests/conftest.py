@@ -10,6 +10,7 @@ import pytest
 from nats.aio.client import Client
 
 from tests.support.processes import ServiceRunner
+from tests.support.registry_process import ConcordProcess, registry_process
 from tests.support.repo import REPO_ROOT
 from tools.devstack.nats import NatsServer
 from tools.devstack.stack import Stack, python_module_launcher
@@ -59,3 +60,13 @@ async def nats_client(nats_server: NatsServer) -> AsyncIterator[Client]:
         yield nc
     finally:
         await nc.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[ConcordProcess]:
+    """A fresh registry process with short probe, lease and warm-up settings."""
+    process = registry_process(tmp_path / "registry-data", tmp_path / "logs").start()
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -3,9 +3,10 @@
 `run_service(name, migrations, wire)` opens the service's database, starts a `grpc.aio`
 server with health (NOT_SERVING until the database and NATS are ready, SERVING after,
 NOT_SERVING while draining) and reflection, connects to JetStream, starts the outbox relay,
-the consumers and any background tasks the service asks for, and on SIGTERM: stops taking
-calls, lets in-flight ones finish within the grace period, cancels and awaits every task,
-flushes the outbox and closes everything.
+the consumers and any background tasks the service asks for, registers every servicer with
+the registry once SERVING (registration.py, in the background), and on SIGTERM: deregisters,
+stops taking calls, lets in-flight ones finish within the grace period, cancels and awaits
+every task, flushes the outbox and closes everything.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from services.common.consumer import Consumer, Subscription
 from services.common.database import Database
 from services.common.diagnostics import SERVICE_NAME as DIAGNOSTICS_SERVICE
 from services.common.diagnostics import DiagnosticsApi
+from services.common.discovery import RegistryResolver
 from services.common.grpc_errors import DomainErrorInterceptor
 from services.common.logs import get_logger
 from services.common.outbox import OutboxRelay
+from services.common.registration import Registration
+from services.common.registry_client import RegistryClientSettings
 from services.common.settings import ServiceSettings
 
 log = get_logger(__name__)
@@ -39,11 +43,13 @@ AddServicer = Callable[[Any, grpc.aio.Server], None]
 
 @dataclass
 class Platform:
-    """What a service's wiring function gets: its settings, database and bus."""
+    """What a service's wiring function gets: its settings, database, bus and a resolver that
+    finds other services through the registry."""
 
     settings: ServiceSettings
     db: Database
     bus: Bus
+    resolver: RegistryResolver
 
 
 @dataclass
@@ -55,6 +61,8 @@ class ServiceParts:
     subscriptions: list[Subscription] = field(default_factory=list)
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Long-running coroutines (timeouts, pollers); cancelled and awaited on shutdown."""
+    on_drain: list[Callable[[], None]] = field(default_factory=list)
+    """Called when draining starts, so endless streams can end within the grace period."""
 
 
 class TaskGroupOwner:
@@ -86,11 +94,18 @@ async def serve(
     migrations: Sequence[str],
     wire: Callable[[Platform], ServiceParts],
     stop: asyncio.Event,
+    *,
+    needs_bus: bool = True,
+    registers: bool = True,
 ) -> None:
+    """`needs_bus=False` runs without NATS (no outbox relay; the wiring asks for no
+    consumers); `registers=False` skips self-registration: both are for the registry itself."""
     db = Database(settings.database_path, settings.sqlite_busy_timeout_ms)
     await db.open([*outbox.MIGRATIONS, *consumer.MIGRATIONS, *migrations])
     bus = Bus(settings.nats_url, settings.service, settings.nats_request_timeout_s)
-    parts = wire(Platform(settings, db, bus))
+    registry_client = RegistryClientSettings.from_env()
+    resolver = RegistryResolver(registry_client)
+    parts = wire(Platform(settings, db, bus, resolver))
 
     consumers = [Consumer(sub, bus, db, settings) for sub in parts.subscriptions]
     parts.servicers.append(
@@ -123,19 +138,26 @@ async def serve(
 
     tasks = TaskGroupOwner()
     relay = OutboxRelay(db, bus, settings.outbox_poll_interval_s, settings.outbox_batch_size)
+    registration = Registration(registry_client, settings.address, settings.version, names)
     try:
-        await bus.connect()
-        await bus.ensure_streams()
-        tasks.start("outbox-relay", relay.run())
+        if needs_bus:
+            await bus.connect()
+            await bus.ensure_streams()
+            tasks.start("outbox-relay", relay.run())
         for consumer_ in consumers:
             tasks.start(f"consumer-{consumer_.sub.durable}", consumer_.run())
         for job in parts.background:
             tasks.start(getattr(job, "__name__", "background"), job())
         await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.SERVING)
         log.info("service_ready", service=settings.service)
+        if registers:
+            registration.start()
         await stop.wait()
     finally:
         log.info("service_draining", service=settings.service)
+        await registration.stop()
+        for drain in parts.on_drain:
+            drain()
         await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.stop(settings.shutdown_grace_s)
         await tasks.stop()
@@ -143,6 +165,7 @@ async def serve(
             flushed = await relay.flush(settings.shutdown_grace_s)
             log.info("outbox_flushed", complete=flushed)
         await bus.close()
+        await resolver.close()
         await db.close()
         log.info("service_stopped", service=settings.service)
 
@@ -153,7 +176,12 @@ async def _set_health(servicer: health.aio.HealthServicer, names: list[str], sta
 
 
 def run_service(
-    service: str, migrations: Sequence[str], wire: Callable[[Platform], ServiceParts]
+    service: str,
+    migrations: Sequence[str],
+    wire: Callable[[Platform], ServiceParts],
+    *,
+    needs_bus: bool = True,
+    registers: bool = True,
 ) -> None:
     """Entry point of every service's __main__: settings from the environment, logs as JSON,
     SIGTERM and SIGINT stop it gracefully."""
@@ -165,6 +193,6 @@ def run_service(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, migrations, wire, stop)
+        await serve(settings, migrations, wire, stop, needs_bus=needs_bus, registers=registers)
 
     asyncio.run(main())

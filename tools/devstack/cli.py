@@ -1,4 +1,5 @@
-"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status`."""
+"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status`, and
+`services` / `contracts ...` against the registry (registry_cli.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tools.devstack import registry_cli
 from tools.devstack.stack import SERVICES, Stack
 from tools.devstack.topology import Topology
 
@@ -25,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         "rebuild-read-models",
         help="drop the orders read models and rebuild them by replaying events",
     )
+    registry_cli.add_commands(commands)
     args = parser.parse_args(argv)
+    if args.command in ("services", "contracts"):
+        return registry_cli.run(args, Topology.from_env(REPO_ROOT / ".data"), REPO_ROOT)
 
     stack = Stack(Topology.from_env(REPO_ROOT / ".data"), repo_root=REPO_ROOT)
     if args.command == "diagnostics":

@@ -81,10 +81,27 @@ class Stack:
             log_dir=t.log_dir,
         )
         return [
+            self._registry(),
             self._nats(nats),
             self.service("paygate"),
             *(self.service(name) for name in SERVICES),
         ]
+
+    def _registry(self) -> Component:
+        """First: every service registers with it, and Envoy learns its endpoints from it."""
+        t = self.topology
+        address = f"127.0.0.1:{t.registry_port}"
+        return Component(
+            name="registry",
+            address=address,
+            argv=self.launcher("registry"),
+            ready=lambda: grpc_serving(address),
+            env={
+                "CONCORD_DATA_DIR": str(t.data_dir),
+                "CONCORD_REGISTRY_PORT": str(t.registry_port),
+            },
+            note="discovery, contract registry, xDS (ADS) for Envoy",
+        )
 
     def _nats(self, nats: NatsServer) -> Component:
         t = self.topology

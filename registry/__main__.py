@@ -1,0 +1,56 @@
+"""Starts the registry: `python -m registry` (or the Bazel py_binary).
+
+Discovery, the contract registry and Envoy's ADS share one gRPC server on the registry's port.
+The registry runs on the service platform without NATS and does not register with itself.
+"""
+
+from concord.registry.v1 import contracts_service_pb2_grpc, discovery_service_pb2_grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc
+
+from registry import ads, contract_store, contracts_api, discovery_api
+from registry.breaking import BreakingCheck
+from registry.instances import InstanceTable
+from registry.prober import Prober
+from registry.settings import RegistrySettings
+from services.common.server import Platform, ServiceParts, run_service
+
+
+def wire(platform: Platform) -> ServiceParts:
+    settings = RegistrySettings.from_env()
+    table = InstanceTable(
+        lease_ttl_s=settings.lease_ttl_s,
+        failures_to_evict=settings.probe_failures_to_evict,
+        forget_after_s=settings.forget_after_s,
+    )
+    prober = Prober(table, settings)
+    snapshot = ads.XdsSnapshot(table, settings.xds_connect_timeout_s, settings.xds_warmup_s)
+    breaking = BreakingCheck(
+        settings.buf_path,
+        settings.buf_timeout_s,
+        cache_dir=platform.settings.data_dir / platform.settings.service / "buf-cache",
+    )
+    return ServiceParts(
+        servicers=[
+            (
+                discovery_service_pb2_grpc.add_DiscoveryServiceServicer_to_server,
+                discovery_api.DiscoveryApi(table, prober, settings.lease_ttl_s),
+                discovery_api.SERVICE_NAME,
+            ),
+            (
+                contracts_service_pb2_grpc.add_ContractsServiceServicer_to_server,
+                contracts_api.ContractsApi(platform.db, breaking),
+                contracts_api.SERVICE_NAME,
+            ),
+            (
+                ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server,
+                ads.AdsServer(snapshot),
+                ads.SERVICE_NAME,
+            ),
+        ],
+        background=[prober.run, snapshot.warm_up],
+        on_drain=[table.feed.close],
+    )
+
+
+if __name__ == "__main__":
+    run_service("registry", contract_store.MIGRATIONS, wire, needs_bus=False, registers=False)

@@ -1,0 +1,59 @@
+"""The registry's own settings, read once from the environment (CONCORD_REGISTRY_*).
+
+The process-wide ones (port, data folder, shutdown grace) come from ServiceSettings like every
+service's; these are what only the registry has: leases, probes, xDS and buf.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.settings import _env, _env_float, _env_int
+
+PREFIX = "CONCORD_REGISTRY_"
+
+
+def _default_buf() -> str:
+    beside_python = Path(sys.prefix) / "bin" / "buf"
+    if beside_python.exists():
+        return str(beside_python)
+    return shutil.which("buf") or "buf"
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    lease_ttl_s: float
+    """A registration lapses this long after its last heartbeat."""
+    probe_interval_s: float
+    """How often every instance is sent grpc.health.v1 Check."""
+    probe_timeout_s: float
+    """Deadline of one health probe."""
+    probe_failures_to_evict: int
+    """Consecutive failed probes (errors, timeouts) before an instance is NOT_SERVING."""
+    forget_after_s: float
+    """How long an instance whose lease lapsed is still listed before it is forgotten."""
+    xds_warmup_s: float
+    """After start, endpoints are withheld from Envoy this long so that instances can
+    re-register first: Envoy keeps its last endpoints meanwhile instead of getting none."""
+    xds_connect_timeout_s: float
+    """connect_timeout of the clusters served to Envoy."""
+    buf_path: str
+    buf_timeout_s: float
+    """Deadline of one `buf breaking` run."""
+
+    @classmethod
+    def from_env(cls) -> RegistrySettings:
+        return cls(
+            lease_ttl_s=_env_float(PREFIX + "LEASE_TTL_S", 10.0),
+            probe_interval_s=_env_float(PREFIX + "PROBE_INTERVAL_S", 2.0),
+            probe_timeout_s=_env_float(PREFIX + "PROBE_TIMEOUT_S", 1.0),
+            probe_failures_to_evict=_env_int(PREFIX + "PROBE_FAILURES_TO_EVICT", 2),
+            forget_after_s=_env_float(PREFIX + "FORGET_AFTER_S", 60.0),
+            xds_warmup_s=_env_float(PREFIX + "XDS_WARMUP_S", 5.0),
+            xds_connect_timeout_s=_env_float(PREFIX + "XDS_CONNECT_TIMEOUT_S", 1.0),
+            buf_path=_env(PREFIX + "BUF_PATH", _default_buf()),
+            buf_timeout_s=_env_float(PREFIX + "BUF_TIMEOUT_S", 60.0),
+        )

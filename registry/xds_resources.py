@@ -1,0 +1,147 @@
+"""What the registry tells Envoy: one EDS cluster per service, endpoints = its live instances.
+
+Cluster names are the ones the gateway's routes use; each maps to the gRPC service whose live
+instances become the cluster's endpoints. Clusters speak HTTP/2 upstream (gRPC) with the same
+protocol options the gateway's static clusters had.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+from google.protobuf.message import Message
+
+from registry.instances import Instance
+from services.common.logs import get_logger
+
+log = get_logger(__name__)
+
+CLUSTER_TYPE_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT_TYPE_URL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+HTTP_OPTIONS_EXTENSION = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+CLUSTERS: dict[str, str] = {
+    "orders": "shop.orders.v1.OrdersService",
+    "inventory": "shop.inventory.v1.InventoryService",
+    "payments": "shop.payments.v1.PaymentsService",
+}
+"""Envoy cluster name -> the gRPC service whose live instances are its endpoints."""
+
+PER_CONNECTION_BUFFER_LIMIT_BYTES = 32768
+HTTP2_MAX_CONCURRENT_STREAMS = 100
+HTTP2_INITIAL_STREAM_WINDOW_BYTES = 65536
+HTTP2_INITIAL_CONNECTION_WINDOW_BYTES = 1048576
+
+
+@dataclass(frozen=True)
+class Resources:
+    """One type's complete set, with a version that changes exactly when the content does."""
+
+    type_url: str
+    by_name: dict[str, Message]
+
+    @property
+    def version(self) -> str:
+        digest = hashlib.sha256()
+        for name in sorted(self.by_name):
+            digest.update(name.encode())
+            digest.update(self.by_name[name].SerializeToString(deterministic=True))
+        return digest.hexdigest()[:16]
+
+    def packed(self, names: set[str]) -> list[any_pb2.Any]:
+        """The requested resources (all of them for a wildcard, empty, subscription)."""
+        chosen = sorted(self.by_name) if not names else sorted(names & self.by_name.keys())
+        out = []
+        for name in chosen:
+            packed = any_pb2.Any()
+            packed.Pack(self.by_name[name])
+            out.append(packed)
+        return out
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromMilliseconds(int(value * 1000))
+    return duration
+
+
+def cluster(name: str, connect_timeout_s: float) -> cluster_pb2.Cluster:
+    http2 = http_protocol_options_pb2.HttpProtocolOptions(
+        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+            http2_protocol_options=protocol_pb2.Http2ProtocolOptions(
+                max_concurrent_streams=wrappers_pb2.UInt32Value(value=HTTP2_MAX_CONCURRENT_STREAMS),
+                initial_stream_window_size=wrappers_pb2.UInt32Value(
+                    value=HTTP2_INITIAL_STREAM_WINDOW_BYTES
+                ),
+                initial_connection_window_size=wrappers_pb2.UInt32Value(
+                    value=HTTP2_INITIAL_CONNECTION_WINDOW_BYTES
+                ),
+            )
+        )
+    )
+    options = any_pb2.Any()
+    options.Pack(http2)
+    return cluster_pb2.Cluster(
+        name=name,
+        type=cluster_pb2.Cluster.EDS,
+        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(
+            eds_config=config_source_pb2.ConfigSource(
+                ads=config_source_pb2.AggregatedConfigSource(),
+                resource_api_version=config_source_pb2.V3,
+            )
+        ),
+        connect_timeout=_seconds(connect_timeout_s),
+        per_connection_buffer_limit_bytes=wrappers_pb2.UInt32Value(
+            value=PER_CONNECTION_BUFFER_LIMIT_BYTES
+        ),
+        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
+        typed_extension_protocol_options={HTTP_OPTIONS_EXTENSION: options},
+    )
+
+
+def clusters(connect_timeout_s: float) -> Resources:
+    return Resources(
+        CLUSTER_TYPE_URL, {name: cluster(name, connect_timeout_s) for name in CLUSTERS}
+    )
+
+
+def _socket_address(instance: Instance) -> address_pb2.SocketAddress | None:
+    host, _, port = instance.address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        # EDS endpoints must be IP addresses: Envoy does not resolve names there.
+        log.warning(
+            "xds_endpoint_skipped", instance_id=instance.instance_id, address=instance.address
+        )
+        return None
+    return address_pb2.SocketAddress(address=host, port_value=int(port))
+
+
+def load_assignment(
+    cluster_name: str, instances: Sequence[Instance]
+) -> endpoint_pb2.ClusterLoadAssignment:
+    endpoints = []
+    for instance in instances:
+        socket = _socket_address(instance)
+        if socket is not None:
+            endpoints.append(
+                endpoint_components_pb2.LbEndpoint(
+                    endpoint=endpoint_components_pb2.Endpoint(
+                        address=address_pb2.Address(socket_address=socket)
+                    )
+                )
+            )
+    return endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=cluster_name,
+        endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=endpoints)],
+    )

@@ -1,0 +1,140 @@
+"""Keeps a service's instances registered with the registry for as long as the process serves.
+
+Started after the server reports SERVING; it never blocks start-up: while the registry is down
+it retries in the background with a capped back-off. A Heartbeat answered NOT_FOUND means the
+registry restarted (its instance table lives in memory), so the instance registers again at
+once. Stopping (SIGTERM) ends the heartbeat loop first, then deregisters, so a late heartbeat
+cannot re-register an instance that is going away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+
+import grpc
+from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
+
+from services.common.logs import get_logger
+from services.common.registry_client import RegistryClientSettings
+
+log = get_logger(__name__)
+
+INITIAL_RETRY_S = 0.25
+
+
+class Registration:
+    def __init__(
+        self,
+        settings: RegistryClientSettings,
+        address: str,
+        version: str,
+        service_names: Sequence[str],
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._address = address
+        self._version = version
+        self._names = list(service_names)
+        self._metadata = dict(metadata or {})
+        self._leases: dict[str, str] = {}
+        """service name -> instance id, for the names currently registered."""
+        self._channel: grpc.aio.Channel | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def instance_ids(self) -> dict[str, str]:
+        return dict(self._leases)
+
+    def start(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self._settings.registry_address)
+        self._task = asyncio.create_task(self._keep_registered(), name="registration")
+
+    async def stop(self) -> None:
+        """Stops heartbeating, then deregisters every instance within one call deadline each."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._channel is None:
+            return
+        stub = discovery_service_pb2_grpc.DiscoveryServiceStub(self._channel)
+        for name, instance_id in list(self._leases.items()):
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await stub.Deregister(
+                    discovery_service_pb2.DeregisterRequest(instance_id=instance_id),
+                    timeout=self._settings.registry_call_timeout_s,
+                )
+                log.info("deregistered", service_name=name, instance_id=instance_id)
+        self._leases.clear()
+        await self._channel.close()
+        self._channel = None
+
+    async def _keep_registered(self) -> None:
+        assert self._channel is not None
+        stub = discovery_service_pb2_grpc.DiscoveryServiceStub(self._channel)
+        retry_s = INITIAL_RETRY_S
+        unreachable = False
+        interval_s = self._settings.heartbeat_interval_s
+        while True:
+            try:
+                for name in self._names:
+                    interval_s = min(interval_s, await self._renew(stub, name))
+                if unreachable:
+                    log.info("registry_reachable", registry=self._settings.registry_address)
+                unreachable = False
+                retry_s = INITIAL_RETRY_S
+                delay_s = interval_s
+            except grpc.aio.AioRpcError as error:
+                if not unreachable:
+                    log.warning(
+                        "registry_unreachable",
+                        registry=self._settings.registry_address,
+                        code=error.code().name,
+                        detail=error.details(),
+                    )
+                unreachable = True
+                delay_s = retry_s
+                retry_s = min(retry_s * 2, self._settings.registration_retry_max_s)
+            await asyncio.sleep(delay_s)
+
+    async def _renew(
+        self, stub: discovery_service_pb2_grpc.DiscoveryServiceStub, name: str
+    ) -> float:
+        """Heartbeats `name`'s instance, registering it when unknown; returns the heartbeat
+        interval its lease asks for (a third of the TTL at most)."""
+        timeout_s = self._settings.registry_call_timeout_s
+        instance_id = self._leases.get(name)
+        if instance_id is not None:
+            try:
+                await stub.Heartbeat(
+                    discovery_service_pb2.HeartbeatRequest(instance_id=instance_id),
+                    timeout=timeout_s,
+                )
+                return self._settings.heartbeat_interval_s
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:
+                    raise
+                log.info("lease_unknown_reregistering", service_name=name, instance_id=instance_id)
+                del self._leases[name]
+        reply = await stub.Register(
+            discovery_service_pb2.RegisterRequest(
+                service_name=name,
+                address=self._address,
+                version=self._version,
+                metadata=self._metadata,
+            ),
+            timeout=timeout_s,
+        )
+        self._leases[name] = reply.instance.instance_id
+        log.info(
+            "registered",
+            service_name=name,
+            instance_id=reply.instance.instance_id,
+            address=self._address,
+            lease_ttl_s=reply.lease_ttl.ToTimedelta().total_seconds(),
+        )
+        return min(
+            self._settings.heartbeat_interval_s, reply.lease_ttl.ToTimedelta().total_seconds() / 3
+        )
