@@ -1,4 +1,4 @@
-"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status`."""
+"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status|token`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tools.devstack.stack import SERVICES, Stack
+from tools.devstack.tokens import mint_dev_token
 from tools.devstack.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,14 @@ def main(argv: list[str] | None = None) -> int:
         "rebuild-read-models",
         help="drop the orders read models and rebuild them by replaying events",
     )
+    token = commands.add_parser("token", help="print a development JWT for the gateway")
+    token.add_argument("--customer", required=True, help="the customer id: the token's subject")
+    token.add_argument("--ttl-s", type=int, default=3600, help="lifetime in seconds")
     args = parser.parse_args(argv)
+
+    if args.command == "token":
+        print(mint_dev_token(REPO_ROOT, args.customer, args.ttl_s))
+        return 0
 
     stack = Stack(Topology.from_env(REPO_ROOT / ".data"), repo_root=REPO_ROOT)
     if args.command == "diagnostics":

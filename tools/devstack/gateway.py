@@ -13,12 +13,17 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from tools.devstack.binaries import binary
 from tools.devstack.process import ManagedProcess
 from tools.devstack.topology import Topology
 
-DESCRIPTOR_SET = "bazel-bin/proto/contracts.binpb"
+if TYPE_CHECKING:
+    from tools.devstack.stack import Component
+
+# Built by //gateway:transcoder_descriptors from //proto:descriptors (see gateway/BUILD.bazel).
+DESCRIPTOR_SET = "bazel-bin/gateway/transcoder.binpb"
 JWT_ISSUER = "concord-dev"
 JWT_AUDIENCE = "concord"
 
@@ -129,7 +134,7 @@ class Gateway:
         return [
             str(binary("envoy")),
             "-c",
-            str(self.write_config()),
+            str(self.config_path),
             "--disable-hot-restart",
             "--log-level",
             "warn",
@@ -138,6 +143,7 @@ class Gateway:
         ]
 
     def start(self, timeout_s: float = 30.0) -> Gateway:
+        self.write_config()
         self.process = ManagedProcess(
             name="envoy",
             argv=self.argv(),
@@ -159,3 +165,26 @@ class Gateway:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+
+
+def gateway_component(topology: Topology, repo_root: Path) -> Component:
+    """Envoy as the last component of `make up`, once the services it routes to are up.
+
+    The config is rendered here, when the descriptor set exists (`make up` builds first), so
+    `make status` and `make down` work on a tree that was never built.
+    """
+    from tools.devstack.stack import Component  # stack.py imports this module
+
+    gateway = Gateway(topology, repo_root, repo_root / DESCRIPTOR_SET)
+    if gateway.descriptor_set.exists():
+        gateway.write_config()
+    return Component(
+        name="envoy",
+        address=(
+            f"127.0.0.1:{topology.gateway_port} (admin 127.0.0.1:{topology.gateway_admin_port})"
+        ),
+        argv=gateway.argv(),
+        ready=lambda: admin_ready(topology.gateway_admin_port),
+        env={},
+        note="gateway: REST + gRPC, JWT, rate limits",
+    )

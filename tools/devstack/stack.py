@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.devstack.binaries import binary
+from tools.devstack.gateway import gateway_component
 from tools.devstack.health import grpc_serving
 from tools.devstack.nats import NatsServer
 from tools.devstack.ports import port_open
@@ -82,6 +83,7 @@ class Stack:
         return [
             self._nats(nats),
             *(self.service(name) for name in SERVICES),
+            gateway_component(t, self.repo_root),
         ]
 
     def _nats(self, nats: NatsServer) -> Component:
