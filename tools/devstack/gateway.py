@@ -61,6 +61,13 @@ def gateway_dir(repo_root: Path) -> Path:
     return repo_root / "gateway"
 
 
+def public_services(repo_root: Path) -> list[str]:
+    """gateway/public_services.txt: what the gateway transcodes and the OpenAPI describes."""
+    path = gateway_dir(repo_root) / "public_services.txt"
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
 def render_config(
     topology: Topology,
     repo_root: Path,
@@ -79,6 +86,7 @@ def render_config(
         "jwks_path": (gateway_dir(repo_root) / "jwks.json").absolute(),
         "jwt_issuer": JWT_ISSUER,
         "jwt_audience": JWT_AUDIENCE,
+        "public_services": json.dumps(public_services(repo_root)),
     }
     for name, limit in (("read", s.reads), ("write", s.writes), ("grpc", s.grpc)):
         values[f"{name}_burst"] = limit.burst
