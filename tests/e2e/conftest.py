@@ -33,7 +33,16 @@ STRICT_LIMITS = GatewaySettings(
 
 
 @pytest.fixture
-def strict_gateway(tmp_path: Path) -> Iterator[Gateway]:
-    """Envoy with nothing behind it and STRICT_LIMITS, fresh for each test."""
-    with running_gateway(Topology.on_free_ports(tmp_path), STRICT_LIMITS) as gateway:
+def strict_gateway(topology: Topology) -> Iterator[Gateway]:
+    """Envoy with STRICT_LIMITS for the test's topology: services started through the
+    `services` fixture are behind it."""
+    with running_gateway(topology, STRICT_LIMITS) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def gateway(topology: Topology) -> Iterator[Gateway]:
+    """Envoy with the default settings for the test's topology, in front of the services the
+    test starts (`services.start("inventory")`)."""
+    with running_gateway(topology) as gateway:
         yield gateway
