@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from typing import Any
 
 import grpc
 import pytest
@@ -163,10 +164,32 @@ def test_internal_services_are_not_routed(lone_gateway: Gateway) -> None:
     assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_admin_and_ingress_bind_loopback_only(lone_gateway: Gateway) -> None:
-    with urllib.request.urlopen(f"{lone_gateway.admin_url}/config_dump", timeout=10) as r:
+def loaded_bootstrap(gateway: Gateway) -> dict[str, Any]:
+    """The bootstrap as the running Envoy parsed it, from its admin API."""
+    with urllib.request.urlopen(f"{gateway.admin_url}/config_dump", timeout=10) as r:
         dump = json.load(r)
-    bootstrap = next(c for c in dump["configs"] if "bootstrap" in c)["bootstrap"]
+    return dict(next(c for c in dump["configs"] if "bootstrap" in c)["bootstrap"])
+
+
+def test_admin_and_ingress_bind_loopback_only(lone_gateway: Gateway) -> None:
+    bootstrap = loaded_bootstrap(lone_gateway)
     assert bootstrap["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     listeners = bootstrap["static_resources"]["listeners"]
     assert [x["address"]["socket_address"]["address"] for x in listeners] == ["127.0.0.1"]
+
+
+def test_edge_hardening_is_in_force(lone_gateway: Gateway) -> None:
+    """What Envoy's edge guidance asks for, as the running Envoy loaded it."""
+    bootstrap = loaded_bootstrap(lone_gateway)
+    monitors = {m["name"] for m in bootstrap["overload_manager"]["resource_monitors"]}
+    assert "envoy.resource_monitors.fixed_heap" in monitors
+    (listener,) = bootstrap["static_resources"]["listeners"]
+    assert listener["per_connection_buffer_limit_bytes"] == 32768
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    assert manager["use_remote_address"] is True
+    assert manager["http2_protocol_options"]["max_concurrent_streams"] == 100
+    assert manager["common_http_protocol_options"]["headers_with_underscores_action"] == (
+        "REJECT_REQUEST"
+    )
+    for cluster in bootstrap["static_resources"]["clusters"]:
+        assert cluster["per_connection_buffer_limit_bytes"] == 32768
