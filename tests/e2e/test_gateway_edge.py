@@ -1,14 +1,19 @@
 """What the gateway decides on its own, before any service is involved.
 
-Envoy runs with nothing behind it, so every reply here is Envoy's: authentication, request
-validation by the transcoder, size limits, unknown routes and an upstream that is down. Each
+Envoy runs with nothing behind it (or, once, a service that never answers), so every reply
+here is Envoy's: authentication, request validation by the transcoder, size limits, unknown
+routes, an upstream that is down or hung. Each
 is a JSON google.rpc.Status for REST callers and a plain gRPC status for gRPC callers.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,11 +22,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
-from tests.support.gateway import Reply, call, token_for
-from tools.devstack.gateway import Gateway
+from tests.support.gateway import Reply, call, running_gateway, token_for
+from tools.devstack.gateway import Gateway, GatewaySettings
 from tools.devstack.tokens import mint_token
+from tools.devstack.topology import Topology
 
 GRPC_INVALID_ARGUMENT = 3
+GRPC_DEADLINE_EXCEEDED = 4
 GRPC_NOT_FOUND = 5
 GRPC_PERMISSION_DENIED = 7
 GRPC_UNAVAILABLE = 14
@@ -193,3 +200,24 @@ def test_edge_hardening_is_in_force(lone_gateway: Gateway) -> None:
     )
     for cluster in bootstrap["static_resources"]["clusters"]:
         assert cluster["per_connection_buffer_limit_bytes"] == 32768
+
+
+@pytest.fixture
+def silent_upstream() -> Iterator[socket.socket]:
+    """A listener that accepts connections and never answers: a hung service."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener
+
+
+def test_a_hung_service_is_a_504_after_the_route_timeout(
+    tmp_path: Path, silent_upstream: socket.socket
+) -> None:
+    topology = replace(
+        Topology.on_free_ports(tmp_path), orders_port=silent_upstream.getsockname()[1]
+    )
+    with running_gateway(topology, GatewaySettings(read_timeout_s=1)) as gateway:
+        reply = call(gateway, "GET", "/v1/orders/ord_1", token=token_for("alice"))
+    body = assert_status_body(reply, 504, GRPC_DEADLINE_EXCEEDED)
+    assert body["message"] == "upstream request timeout"
