@@ -82,8 +82,9 @@ def render_config(
         "orders_port": topology.orders_port,
         "inventory_port": topology.inventory_port,
         "payments_port": topology.payments_port,
-        "descriptor_path": descriptor_set.absolute(),
-        "jwks_path": (gateway_dir(repo_root) / "jwks.json").absolute(),
+        # Paths and lists as JSON, which YAML reads whatever characters they hold.
+        "descriptor_path": json.dumps(str(descriptor_set.absolute())),
+        "jwks_path": json.dumps(str((gateway_dir(repo_root) / "jwks.json").absolute())),
         "jwt_issuer": JWT_ISSUER,
         "jwt_audience": JWT_AUDIENCE,
         "public_services": json.dumps(public_services(repo_root)),
