@@ -1,4 +1,4 @@
-"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status`, and
+"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status|token`, and
 `services` / `contracts ...` against the registry (registry_cli.py)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tools.devstack import registry_cli
 from tools.devstack.stack import SERVICES, Stack
+from tools.devstack.tokens import mint_dev_token
 from tools.devstack.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +29,16 @@ def main(argv: list[str] | None = None) -> int:
         help="drop the orders read models and rebuild them by replaying events",
     )
     registry_cli.add_commands(commands)
+    token = commands.add_parser("token", help="print a development JWT for the gateway")
+    token.add_argument("--customer", required=True, help="the customer id: the token's subject")
+    token.add_argument("--ttl-s", type=int, default=3600, help="lifetime in seconds")
     args = parser.parse_args(argv)
     if args.command in ("services", "contracts"):
         return registry_cli.run(args, Topology.from_env(REPO_ROOT / ".data"), REPO_ROOT)
+
+    if args.command == "token":
+        print(mint_dev_token(REPO_ROOT, args.customer, args.ttl_s))
+        return 0
 
     stack = Stack(Topology.from_env(REPO_ROOT / ".data"), repo_root=REPO_ROOT)
     if args.command == "diagnostics":

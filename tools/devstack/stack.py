@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.devstack.binaries import binary
+from tools.devstack.gateway import gateway_component
 from tools.devstack.health import grpc_serving
 from tools.devstack.nats import NatsServer
 from tools.devstack.ports import port_open
@@ -85,6 +86,7 @@ class Stack:
             self._nats(nats),
             self.service("paygate"),
             *(self.service(name) for name in SERVICES),
+            gateway_component(t, self.repo_root),
         ]
 
     def _registry(self) -> Component:

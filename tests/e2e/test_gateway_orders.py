@@ -1,0 +1,165 @@
+"""The order flow a client sees through the gateway: REST and gRPC, with the customer taken
+from the token. Real NATS, inventory, payments, orders and Envoy, on free ports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any
+
+from tests.support.gateway import call, descriptor_set_path, token_for
+from tests.support.processes import ServiceRunner
+from tools.devstack.binaries import binary
+from tools.devstack.gateway import Gateway
+
+# How long the saga may take before a test gives up: a bound on waiting, not on speed.
+SETTLE_TIMEOUT_S = 60.0
+POLL_INTERVAL_S = 0.2
+
+
+def start_shop(services: ServiceRunner) -> None:
+    for name in ("inventory", "payments", "orders"):
+        services.start(name)
+
+
+def stock_and_credit(gateway: Gateway, customer: str) -> str:
+    """A product with stock and an open account for `customer`; returns the product id."""
+    token = token_for(customer)
+    product = {
+        "sku": f"MUG-{customer}",
+        "name": "Mug",
+        "unitPriceMinor": 1250,
+        "currencyCode": "EUR",
+        "initialStock": 10,
+    }
+    created = call(gateway, "POST", "/v1/products", token=token, body=product)
+    assert created.status == 200, created.body
+    account = {"customerId": customer, "creditLimitMinor": 100000, "currencyCode": "EUR"}
+    opened = call(gateway, "POST", "/v1/payments/accounts", token=token, body=account)
+    assert opened.status == 200, opened.body
+    return str(created.json()["product"]["productId"])
+
+
+def place_order(gateway: Gateway, token: str, product_id: str, **headers: str) -> dict[str, Any]:
+    order = {"lines": [{"productId": product_id, "quantity": 2}]}
+    reply = call(gateway, "POST", "/v1/orders", token=token, body=order, headers=headers)
+    assert reply.status == 200, reply.body
+    return dict(reply.json()["order"])
+
+
+def wait_for_status(gateway: Gateway, token: str, order_id: str, status: str) -> dict[str, Any]:
+    """Polls GET /v1/orders/{id}, as a client would, until the order reaches `status`."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        order = dict(call(gateway, "GET", f"/v1/orders/{order_id}", token=token).json()["order"])
+        if order["status"] == status or time.monotonic() > deadline:
+            assert order["status"] == status, order
+            return order
+        time.sleep(POLL_INTERVAL_S)
+
+
+def test_order_is_placed_confirmed_listed_cancelled_with_its_history(
+    services: ServiceRunner, gateway: Gateway
+) -> None:
+    start_shop(services)
+    product_id = stock_and_credit(gateway, "alice")
+    token = token_for("alice")
+
+    placed = place_order(gateway, token, product_id)
+    assert placed["status"] == "ORDER_STATUS_PENDING"
+    confirmed = wait_for_status(gateway, token, placed["orderId"], "ORDER_STATUS_CONFIRMED")
+    assert (confirmed["customerId"], confirmed["totalMinor"]) == ("alice", "2500")
+
+    listed = call(gateway, "GET", "/v1/orders?pageSize=10", token=token).json()
+    assert [o["orderId"] for o in listed["orders"]] == [placed["orderId"]]
+
+    cancel = call(
+        gateway,
+        "POST",
+        f"/v1/orders/{placed['orderId']}:cancel",
+        token=token,
+        body={"reason": "changed my mind"},
+    )
+    assert cancel.status == 200, cancel.body
+    assert cancel.json()["order"]["status"] == "ORDER_STATUS_CANCELLING"
+    wait_for_status(gateway, token, placed["orderId"], "ORDER_STATUS_CANCELLED")
+
+    history = call(gateway, "GET", f"/v1/orders/{placed['orderId']}/events", token=token)
+    kinds = [next(iter(event)) for event in history.json()["events"]]
+    assert kinds[0] == "orderPlaced"
+    assert "orderConfirmed" in kinds
+    assert kinds[-1] == "orderCancelled"
+
+
+def test_another_customers_order_is_not_found(services: ServiceRunner, gateway: Gateway) -> None:
+    start_shop(services)
+    product_id = stock_and_credit(gateway, "alice")
+    order_id = place_order(gateway, token_for("alice"), product_id)["orderId"]
+    bob = token_for("bob")
+
+    for method, path in (
+        ("GET", f"/v1/orders/{order_id}"),
+        ("GET", f"/v1/orders/{order_id}/events"),
+        ("POST", f"/v1/orders/{order_id}:cancel"),
+    ):
+        reply = call(gateway, method, path, token=bob, body={} if method == "POST" else None)
+        assert (reply.status, reply.json()["code"]) == (404, 5), (path, reply.body)
+    assert call(gateway, "GET", "/v1/orders", token=bob).json()["orders"] == []
+
+
+def test_a_client_cannot_claim_another_customer_id(
+    services: ServiceRunner, gateway: Gateway
+) -> None:
+    start_shop(services)
+    product_id = stock_and_credit(gateway, "alice")
+
+    order = place_order(gateway, token_for("alice"), product_id, **{"x-customer-id": "bob"})
+
+    assert order["customerId"] == "alice"
+    assert call(gateway, "GET", "/v1/orders", token=token_for("bob")).json()["orders"] == []
+
+
+def grpcurl(gateway: Gateway, *args: str) -> str:
+    result = subprocess.run(
+        [
+            str(binary("grpcurl")),
+            "-plaintext",
+            "-H",
+            f"authorization: Bearer {token_for('alice')}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_grpcurl_through_the_gateway_reflects_and_places_an_order(
+    services: ServiceRunner, gateway: Gateway
+) -> None:
+    start_shop(services)
+    product_id = stock_and_credit(gateway, "alice")
+    address = f"127.0.0.1:{gateway.topology.gateway_port}"
+
+    reflected = grpcurl(gateway, address, "list").split()
+    described = grpcurl(gateway, address, "describe", "shop.orders.v1.OrdersService")
+    placed = json.loads(
+        grpcurl(
+            gateway,
+            "-protoset",
+            str(descriptor_set_path()),
+            "-d",
+            json.dumps({"lines": [{"product_id": product_id, "quantity": 1}]}),
+            address,
+            "shop.orders.v1.OrdersService/PlaceOrder",
+        )
+    )
+
+    assert "shop.orders.v1.OrdersService" in reflected
+    assert "rpc PlaceOrder" in described
+    order_id = placed["order"]["orderId"]
+    confirmed = wait_for_status(gateway, token_for("alice"), order_id, "ORDER_STATUS_CONFIRMED")
+    assert confirmed["customerId"] == "alice"

@@ -1,0 +1,46 @@
+"""Development JWTs the gateway accepts: RS256, signed with the dev key committed in gateway/.
+
+The key is for local use only (see docs/gateway.md): anyone with the repository can mint a
+token for any customer, which is the point on a laptop and a disaster anywhere else.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jwt
+
+from tools.devstack.gateway import JWT_AUDIENCE, JWT_ISSUER, gateway_dir
+
+DEV_KEY_ID = "concord-dev-1"
+DEFAULT_TTL_S = 3600
+
+
+def dev_signing_key(repo_root: Path) -> bytes:
+    return (gateway_dir(repo_root) / "dev-keys" / "signing-key.pem").read_bytes()
+
+
+def mint_token(
+    private_key_pem: bytes,
+    customer_id: str,
+    ttl_s: int = DEFAULT_TTL_S,
+    now_s: int | None = None,
+    key_id: str = DEV_KEY_ID,
+    audience: str = JWT_AUDIENCE,
+) -> str:
+    """A token whose subject is the customer id the gateway forwards as `x-customer-id`."""
+    issued = int(time.time()) if now_s is None else now_s
+    claims = {
+        "iss": JWT_ISSUER,
+        "aud": audience,
+        "sub": customer_id,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + ttl_s,
+    }
+    return jwt.encode(claims, private_key_pem, algorithm="RS256", headers={"kid": key_id})
+
+
+def mint_dev_token(repo_root: Path, customer_id: str, ttl_s: int = DEFAULT_TTL_S) -> str:
+    return mint_token(dev_signing_key(repo_root), customer_id, ttl_s)
