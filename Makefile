@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python3
 export PATH := $(VENV)/bin:$(PATH)
 export CONCORD_VENV := $(VENV)
 
-.PHONY: setup build up down status test check lint fmt
+.PHONY: setup build up down status test check lint fmt bench
 
 setup:
 	@bash tools/setup.sh
@@ -29,3 +29,8 @@ fmt: setup
 	@buf format -w
 	@ruff format .
 	@ruff check --fix .
+
+# Benchmarks print ratios measured in one run (no pass/fail): breaker fast-fail, order latency.
+bench: build
+	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.breaker_fast_fail
+	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.order_confirmation

@@ -60,6 +60,9 @@ class CallPolicy:
 
 
 def unhealthy(error: BaseException) -> bool:
+    """Counts against the breaker: the callee is down, slow, or has no live instance."""
+    if isinstance(error, DependencyUnavailableError):
+        return True
     return isinstance(error, grpc.aio.AioRpcError) and error.code() in UNHEALTHY_CODES
 
 
@@ -117,6 +120,9 @@ class ServiceClient:
                 )
             except BreakerOpenError as error:
                 raise DependencyUnavailableError(self.callee, str(error)) from error
+            except DependencyUnavailableError:
+                if attempt == attempts:
+                    raise  # no live instance, even after retries
             except grpc.aio.AioRpcError as error:
                 if not unhealthy(error):
                     raise
@@ -126,8 +132,8 @@ class ServiceClient:
                         f"{self.callee} did not answer ({error.code().name}: {error.details()})"
                         f" after {attempts} attempt(s); breaker {self.breaker.state}",
                     ) from error
-                backoff_s = self._policy.retry_base_backoff_s * 2 ** (attempt - 1)
-                await asyncio.sleep(random.uniform(0, backoff_s))
+            backoff_s = self._policy.retry_base_backoff_s * 2 ** (attempt - 1)
+            await asyncio.sleep(random.uniform(0, backoff_s))
         raise AssertionError("unreachable")
 
     async def close(self) -> None:

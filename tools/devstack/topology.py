@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from tools.devstack.ports import free_port
+from tools.devstack.ports import free_ports
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class Topology:
 
     @classmethod
     def on_free_ports(cls, data_dir: Path) -> Topology:
-        ports = {f.name: free_port() for f in fields(cls) if f.name != "data_dir"}
+        names = [f.name for f in fields(cls) if f.name != "data_dir"]
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
         return cls(data_dir=data_dir, **ports)
 
     @property

@@ -1,0 +1,72 @@
+"""How long an order takes from PlaceOrder (PENDING) to CONFIRMED, through the whole saga
+(inventory and payments over JetStream, the PayGate stand-in), on a private stack on free
+ports. One run; prints the distribution and its ratio to the one-second target.
+
+    make bench   (or: PYTHONPATH=.:bazel-bin/proto .venv/bin/python -m bench.order_confirmation)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from shop.orders.v1 import orders_pb2
+
+from tests.support.processes import ServiceRunner
+from tests.support.shop import shop_client
+from tools.devstack.nats import NatsServer
+from tools.devstack.stack import Stack, python_module_launcher
+from tools.devstack.topology import Topology
+
+ORDERS = 50
+TARGET_S = 1.0
+
+
+async def measure(topology: Topology) -> list[float]:
+    latencies = []
+    async with shop_client(topology) as shop:
+        product = await shop.product(stock=ORDERS * 2, price_minor=100)
+        await shop.account("bench", ORDERS * 1_000)
+        for _ in range(ORDERS):
+            started = time.perf_counter()
+            placed = await shop.place("bench", [(product, 1)])
+            order = await shop.settled("bench", placed.order_id, timeout_s=30)
+            assert order.status == orders_pb2.ORDER_STATUS_CONFIRMED, order.rejection_reason
+            latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        topology = Topology.on_free_ports(Path(tmp) / "data")
+        nats = NatsServer(
+            topology.nats_port,
+            topology.nats_monitor_port,
+            topology.data_dir / "nats",
+            topology.log_dir,
+        ).start()
+        runner = ServiceRunner(
+            Stack(topology, repo_root=Path.cwd(), launcher=python_module_launcher)
+        )
+        try:
+            for name in ("inventory", "payments", "orders"):
+                runner.start(name)
+            latencies = sorted(asyncio.run(measure(topology)))
+        finally:
+            runner.stop_all()
+            nats.stop()
+    median, p90 = statistics.median(latencies), latencies[int(len(latencies) * 0.9)]
+    print(f"PENDING -> CONFIRMED over {ORDERS} sequential orders (poll interval 50 ms included):")
+    print(
+        f"  median {median * 1000:.0f} ms, p90 {p90 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms"
+    )
+    print(
+        f"  median / one-second target: {median / TARGET_S:.2f}; p90 / target: {p90 / TARGET_S:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
