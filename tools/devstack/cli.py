@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tools.devstack import registry_cli
+from tools.devstack.smoke import smoke
 from tools.devstack.stack import SERVICES, Stack
 from tools.devstack.tokens import mint_dev_token
 from tools.devstack.topology import Topology
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         stack.up()
         print(stack.describe())
-        return 0
+        return 0 if smoke(stack.topology, REPO_ROOT) else 1
     if args.command == "down":
         stack.down()
         return 0
