@@ -22,7 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.common.bus import Bus
 from services.common.database import Connection, Database
-from services.common.faults import crash_point
+from services.common.faults import crash_point, failure_point
 from services.common.logs import get_logger, log_context
 from services.common.messages import (
     HEADER_MSG_ID,
@@ -208,6 +208,7 @@ class Consumer:
         ).rowcount
         if not inserted:
             return False
+        failure_point("consumer.handler", type_name)
         handler(conn, message)
         return True
 

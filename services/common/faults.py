@@ -24,3 +24,18 @@ def crash_point(point: str, detail: str = "") -> None:
     if name == point and (not wanted_detail or wanted_detail == detail):
         log.warning("crash_point_reached", point=point, detail=detail)
         os._exit(137)
+
+
+class InjectedFailureError(RuntimeError):
+    pass
+
+
+def failure_point(point: str, detail: str = "") -> None:
+    """`CONCORD_FAIL_AT=<point>[:<detail>]` makes this point raise, every time: how tests drive
+    a handler into retries and the dead-letter subject. Off unless set."""
+    wanted = os.environ.get("CONCORD_FAIL_AT")
+    if not wanted:
+        return
+    name, _, wanted_detail = wanted.partition(":")
+    if name == point and (not wanted_detail or wanted_detail == detail):
+        raise InjectedFailureError(f"injected failure at {point} {detail}".strip())

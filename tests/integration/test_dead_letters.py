@@ -76,3 +76,22 @@ async def test_poison_messages_are_dead_lettered_and_the_queue_moves_on(
                 break
             await asyncio.sleep(0.05)
     assert commands.dead_lettered == 3
+
+
+async def test_a_handler_that_keeps_failing_is_dead_lettered_after_max_deliver(
+    services: ServiceRunner, nats_client: Client
+) -> None:
+    services.start(
+        "inventory",
+        env={
+            "CONCORD_FAIL_AT": "consumer.handler:shop.inventory.v1.ReleaseStock",
+            "CONCORD_CONSUMER_MAX_DELIVER": "3",
+        },
+    )
+    await send(
+        nats_client, commands_pb2.ReleaseStock(command_id=str(uuid.uuid4()), order_id="ord_doomed")
+    )
+    [letter] = await dead_letters(nats_client, 1)
+    assert "failed 3 times" in letter["Concord-Dead-Letter-Reason"]
+    assert "injected failure" in letter["Concord-Dead-Letter-Reason"]
+    assert letter["Concord-Original-Subject"] == "shop.inventory.commands.ReleaseStock"
