@@ -99,12 +99,18 @@ async def test_killed_instance_leaves_resolve_and_envoy_and_returns_after_restar
             await call_through(envoy)
 
         await asyncio.to_thread(victim.start)
-        await eventually(
-            lambda: live_addresses(probed_registry.address, SERVICE),
-            lambda live: live == both,
-            SETTLE_S,
-            "restarted instance back in the registry",
-        )
+        try:
+            await eventually(
+                lambda: live_addresses(probed_registry.address, SERVICE),
+                lambda live: live == both,
+                SETTLE_S,
+                "restarted instance back in the registry",
+            )
+        except AssertionError as error:
+            raise AssertionError(
+                f"{error}\n--- restarted instance ---\n{victim.log_tail()}"
+                f"\n--- registry ---\n{probed_registry.log_tail()}"
+            ) from error
         await eventually(
             lambda: envoy_hosts(envoy), lambda h: h == both, SETTLE_S, "restarted back in Envoy"
         )

@@ -1,0 +1,22 @@
+"""`concord_service(name)`: the two targets every process package has.
+
+`<name>_lib`, a py_library of every .py file in the package (`__main__.py` included, so tests
+start the process as `python -m <package>` from their runfiles), and `<name>`, the py_binary
+`make up` runs from bazel-bin.
+"""
+
+def concord_service(name, deps = [], extra_srcs = []):
+    native.py_library(
+        name = name + "_lib",
+        srcs = native.glob(["*.py"]) + extra_srcs,
+        visibility = ["//visibility:public"],
+        deps = deps,
+    )
+    native.py_binary(
+        name = name,
+        srcs = ["__main__.py"],
+        main = "__main__.py",
+        python_version = "PY3",
+        visibility = ["//visibility:public"],
+        deps = [":" + name + "_lib"],
+    )
