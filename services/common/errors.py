@@ -69,3 +69,11 @@ class DependencyUnavailableError(DomainError):
 
 class UnauthenticatedError(DomainError):
     """The call does not say who the customer is."""
+
+
+class PermissionDeniedError(DomainError):
+    """The caller is known but lacks the role this operation needs."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        super().__init__(f"this operation needs the {role!r} role")

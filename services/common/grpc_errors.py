@@ -23,6 +23,7 @@ from services.common.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     UnauthenticatedError,
 )
 from services.common.logs import get_logger
@@ -86,6 +87,12 @@ def to_status(error: DomainError) -> status_pb2.Status:
         )
     if isinstance(error, UnauthenticatedError):
         return status_pb2.Status(code=code_pb2.UNAUTHENTICATED, message=message)
+    if isinstance(error, PermissionDeniedError):
+        return status_pb2.Status(
+            code=code_pb2.PERMISSION_DENIED,
+            message=message,
+            details=[_info("ROLE_REQUIRED", role=error.role)],
+        )
     if isinstance(error, DependencyUnavailableError):
         return status_pb2.Status(
             code=code_pb2.UNAVAILABLE,

@@ -10,7 +10,7 @@ from pathlib import Path
 from tools.devstack import registry_cli
 from tools.devstack.smoke import smoke
 from tools.devstack.stack import SERVICES, Stack
-from tools.devstack.tokens import mint_dev_token
+from tools.devstack.tokens import KNOWN_ROLES, mint_dev_token
 from tools.devstack.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="print a development JWT for the gateway")
     token.add_argument("--customer", required=True, help="the customer id: the token's subject")
     token.add_argument("--ttl-s", type=int, default=3600, help="lifetime in seconds")
+    token.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        choices=KNOWN_ROLES,
+        help="a role for the token's `roles` claim (repeatable), e.g. admin",
+    )
     args = parser.parse_args(argv)
     if args.command in ("services", "contracts"):
         return registry_cli.run(args, Topology.from_env(REPO_ROOT / ".data"), REPO_ROOT)
 
     if args.command == "token":
-        print(mint_dev_token(REPO_ROOT, args.customer, args.ttl_s))
+        print(mint_dev_token(REPO_ROOT, args.customer, args.ttl_s, roles=args.role))
         return 0
 
     stack = Stack(Topology.from_env(REPO_ROOT / ".data"), repo_root=REPO_ROOT)

@@ -7,6 +7,7 @@ token for any customer, which is the point on a laptop and a disaster anywhere e
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import jwt
@@ -15,6 +16,9 @@ from tools.devstack.gateway import JWT_AUDIENCE, JWT_ISSUER, gateway_dir
 
 DEV_KEY_ID = "concord-dev-1"
 DEFAULT_TTL_S = 3600
+# The roles services act on (services.common.caller.Role), so `token --role` refuses typos.
+# Kept here because tools do not import services; tests/unit/test_caller.py keeps them equal.
+KNOWN_ROLES = ("admin",)
 
 
 def dev_signing_key(repo_root: Path) -> bytes:
@@ -28,8 +32,11 @@ def mint_token(
     now_s: int | None = None,
     key_id: str = DEV_KEY_ID,
     audience: str = JWT_AUDIENCE,
+    roles: Sequence[str] = (),
 ) -> str:
-    """A token whose subject is the customer id the gateway forwards as `x-customer-id`."""
+    """A token whose subject is the customer id the gateway forwards as `x-customer-id`, and
+    whose `roles` claim (a list, empty for a plain customer) it forwards as `x-customer-roles`.
+    """
     issued = int(time.time()) if now_s is None else now_s
     claims = {
         "iss": JWT_ISSUER,
@@ -38,9 +45,12 @@ def mint_token(
         "iat": issued,
         "nbf": issued,
         "exp": issued + ttl_s,
+        "roles": list(roles),
     }
     return jwt.encode(claims, private_key_pem, algorithm="RS256", headers={"kid": key_id})
 
 
-def mint_dev_token(repo_root: Path, customer_id: str, ttl_s: int = DEFAULT_TTL_S) -> str:
-    return mint_token(dev_signing_key(repo_root), customer_id, ttl_s)
+def mint_dev_token(
+    repo_root: Path, customer_id: str, ttl_s: int = DEFAULT_TTL_S, roles: Sequence[str] = ()
+) -> str:
+    return mint_token(dev_signing_key(repo_root), customer_id, ttl_s, roles=roles)
