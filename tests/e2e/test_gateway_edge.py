@@ -17,14 +17,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
 from tests.support.gateway import Reply, call, running_gateway, token_for
+from tests.support.repo import REPO_ROOT
 from tools.devstack.gateway import Gateway, GatewaySettings
-from tools.devstack.tokens import mint_token
+from tools.devstack.tokens import DEV_KEY_ID, dev_signing_key, mint_token
 from tools.devstack.topology import Topology
 
 GRPC_INVALID_ARGUMENT = 3
@@ -73,6 +75,21 @@ def test_expired_token_is_401(lone_gateway: Gateway) -> None:
     reply = call(lone_gateway, "GET", "/v1/orders", token=expired)
     body = assert_status_body(reply, 401, GRPC_UNAUTHENTICATED)
     assert body["message"] == "Jwt is expired"
+
+
+@pytest.mark.parametrize("subject", [None, "", "  ", "alice smith"])
+def test_token_that_names_no_usable_customer_is_401(
+    lone_gateway: Gateway, subject: str | None
+) -> None:
+    """Services treat a call with no identity metadata as internal and trusted, so the gateway
+    must never forward an authenticated request without a customer id (docs/gateway.md)."""
+    claims: dict[str, Any] = {"iss": "concord-dev", "aud": "concord", "exp": 4_000_000_000}
+    if subject is not None:
+        claims["sub"] = subject
+    key = dev_signing_key(REPO_ROOT)
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": DEV_KEY_ID})
+    reply = call(lone_gateway, "GET", "/v1/payments/accounts/alice", token=token)
+    assert_status_body(reply, 401, GRPC_UNAUTHENTICATED)
 
 
 def test_token_for_another_audience_is_403(lone_gateway: Gateway) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.gateway import Reply, call, token_for
+from tests.support.gateway import Reply, admin_token, call
 from tests.support.processes import ServiceRunner
 from tests.support.repo import REPO_ROOT
 from tools.devstack.gateway import Gateway
@@ -96,7 +96,7 @@ def test_calls_built_from_the_document_work_and_match_its_schemas(
     document: Document, services: ServiceRunner, gateway: Gateway
 ) -> None:
     services.start("inventory")
-    client = DocumentClient(document, gateway, token_for("alice"))
+    client = DocumentClient(document, gateway, admin_token())  # creates and restocks products
     product = {
         "sku": "DOC-1",
         "name": "Documented mug",

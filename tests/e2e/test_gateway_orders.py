@@ -8,7 +8,7 @@ import subprocess
 import time
 from typing import Any
 
-from tests.support.gateway import call, descriptor_set_path, token_for
+from tests.support.gateway import admin_token, call, descriptor_set_path, token_for
 from tests.support.processes import ServiceRunner
 from tools.devstack.binaries import binary
 from tools.devstack.gateway import Gateway
@@ -24,8 +24,9 @@ def start_shop(services: ServiceRunner) -> None:
 
 
 def stock_and_credit(gateway: Gateway, customer: str) -> str:
-    """A product with stock and an open account for `customer`; returns the product id."""
-    token = token_for(customer)
+    """A product with stock and an open account for `customer`, both set up by an admin;
+    returns the product id."""
+    token = admin_token()
     product = {
         "sku": f"MUG-{customer}",
         "name": "Mug",

@@ -13,7 +13,7 @@ import grpc
 from shop.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
 
 from tests.e2e.conftest import STRICT_LIMITS
-from tests.support.gateway import call, descriptor_set_path, token_for
+from tests.support.gateway import admin_token, call, descriptor_set_path, token_for
 from tests.support.processes import ServiceRunner
 from tools.devstack.binaries import binary
 from tools.devstack.gateway import Gateway
@@ -34,7 +34,7 @@ def test_product_created_over_rest_reads_back_in_proto3_json(
     services: ServiceRunner, gateway: Gateway
 ) -> None:
     services.start("inventory")
-    token = token_for("alice")
+    token = admin_token()  # creating products is the shop's job
 
     created = call(gateway, "POST", "/v1/products", token=token, body=product("MUG-1"))
     assert created.status == 200, created.body
@@ -55,7 +55,7 @@ def test_service_errors_become_json_status_with_details(
     services: ServiceRunner, gateway: Gateway
 ) -> None:
     services.start("inventory")
-    token = token_for("alice")
+    token = admin_token()  # creating products is the shop's job
     call(gateway, "POST", "/v1/products", token=token, body=product("MUG-1"))
 
     invalid = call(gateway, "POST", "/v1/products", token=token, body=product("", name=""))
@@ -79,7 +79,7 @@ def test_unknown_body_fields_are_ignored(services: ServiceRunner, gateway: Gatew
     """Concord's documented choice (docs/gateway.md): a tolerant reader, as proto3 JSON
     parsers with ignore_unknown_fields; misspelt required fields still fail validation."""
     services.start("inventory")
-    token = token_for("alice")
+    token = admin_token()  # creating products is the shop's job
 
     created = call(
         gateway, "POST", "/v1/products", token=token, body=product("MUG-1", colour="red")
@@ -97,7 +97,7 @@ def test_rate_limited_writes_never_reach_the_service(
     services: ServiceRunner, strict_gateway: Gateway
 ) -> None:
     services.start("inventory")
-    token = token_for("alice")
+    token = admin_token()  # creating products is the shop's job
     burst = STRICT_LIMITS.writes.burst
 
     replies = [
@@ -116,7 +116,7 @@ def test_native_grpc_passes_through_the_same_port(
     services: ServiceRunner, gateway: Gateway
 ) -> None:
     services.start("inventory")
-    metadata = (("authorization", f"Bearer {token_for('alice')}"),)
+    metadata = (("authorization", f"Bearer {admin_token()}"),)
     with grpc.insecure_channel(f"127.0.0.1:{gateway.topology.gateway_port}") as channel:
         stub = inventory_service_pb2_grpc.InventoryServiceStub(channel)
         created = stub.CreateProduct(
@@ -132,22 +132,27 @@ def test_native_grpc_passes_through_the_same_port(
     assert with_rest.json()["product"]["sku"] == "MUG-1"
 
 
-def grpcurl(gateway: Gateway, *args: str) -> str:
+def grpcurl_run(gateway: Gateway, token: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The real grpcurl through the gateway, with the descriptor set instead of reflection."""
-    result = subprocess.run(
+    return subprocess.run(
         [
             str(binary("grpcurl")),
             "-plaintext",
             "-protoset",
             str(descriptor_set_path()),
             "-H",
-            f"authorization: Bearer {token_for('alice')}",
+            f"authorization: Bearer {token}",
             *args,
         ],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def grpcurl(gateway: Gateway, *args: str, token: str | None = None) -> str:
+    """grpcurl that must succeed (as an admin unless `token` says otherwise)."""
+    result = grpcurl_run(gateway, token or admin_token(), *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

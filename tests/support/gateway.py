@@ -53,6 +53,14 @@ def token_for(customer_id: str, **claims: Any) -> str:
     return mint_token(dev_signing_key(REPO_ROOT), customer_id, **claims)
 
 
+ADMIN = "shop-admin"
+
+
+def admin_token() -> str:
+    """A token with the admin role, for what only the shop may do: products, stock, credit."""
+    return token_for(ADMIN, roles=["admin"])
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
