@@ -11,6 +11,7 @@ from shop.inventory.v1 import (
 )
 
 from services.common import outbox, paging
+from services.common.caller import Role, caller_of
 from services.common.database import Connection, Database
 from services.common.errors import AlreadyExistsError, NotFoundError
 from services.common.ids import new_id, new_message_id, now, timestamp
@@ -63,6 +64,7 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
     async def CreateProduct(
         self, request: inventory_service_pb2.CreateProductRequest, context: grpc.aio.ServicerContext
     ) -> inventory_service_pb2.CreateProductResponse:
+        caller_of(context).require_role(Role.ADMIN)  # the catalogue is the shop's, not a customer's
         new = NewProduct(
             sku=request.sku,
             name=request.name,
@@ -151,6 +153,7 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
     async def AdjustStock(
         self, request: inventory_service_pb2.AdjustStockRequest, context: grpc.aio.ServicerContext
     ) -> inventory_service_pb2.AdjustStockResponse:
+        caller_of(context).require_role(Role.ADMIN)
         validate_adjustment(request.product_id, request.delta, request.reason)
 
         def adjust(conn: Connection) -> Product:
@@ -183,6 +186,9 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
         request: inventory_service_pb2.GetReservationRequest,
         context: grpc.aio.ServicerContext,
     ) -> inventory_service_pb2.GetReservationResponse:
+        # Inventory cannot tell whose order a reservation serves, so customers (who see their
+        # order's status in orders) may not read reservations; admins and internal callers may.
+        caller_of(context).require_role(Role.ADMIN)
         _require_id(request.order_id, "order_id")
         reservation = await self._db.read(
             lambda conn: store.get_reservation(conn, request.order_id)

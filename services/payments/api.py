@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 from shop.payments.v1 import payments_pb2, payments_service_pb2, payments_service_pb2_grpc
 
+from services.common.caller import Role, caller_of
 from services.common.database import Connection, Database
 from services.common.errors import AlreadyExistsError, NotFoundError
 from services.common.ids import now, timestamp
@@ -53,6 +54,8 @@ class PaymentsApi(payments_service_pb2_grpc.PaymentsServiceServicer):
     async def OpenAccount(
         self, request: payments_service_pb2.OpenAccountRequest, context: grpc.aio.ServicerContext
     ) -> payments_service_pb2.OpenAccountResponse:
+        # Opening an account grants credit: only admins (and internal callers) may.
+        caller_of(context).require_role(Role.ADMIN)
         validate_new_account(request.customer_id, request.credit_limit_minor, request.currency_code)
 
         def open_account(conn: Connection) -> Account:
@@ -77,6 +80,8 @@ class PaymentsApi(payments_service_pb2_grpc.PaymentsServiceServicer):
         self, request: payments_service_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> payments_service_pb2.GetAccountResponse:
         _require(request.customer_id, "customer_id")
+        if not caller_of(context).may_read_customer(request.customer_id):
+            raise NotFoundError("credit account", request.customer_id)
         account = await self._db.read(lambda conn: store.get_account(conn, request.customer_id))
         if account is None:
             raise NotFoundError("credit account", request.customer_id)
@@ -86,7 +91,12 @@ class PaymentsApi(payments_service_pb2_grpc.PaymentsServiceServicer):
         self, request: payments_service_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext
     ) -> payments_service_pb2.GetPaymentResponse:
         _require(request.order_id, "order_id")
+        caller = caller_of(context)
         payment = await self._db.read(lambda conn: store.get_payment(conn, request.order_id))
-        if payment is None or not payment.customer_id:
+        if (
+            payment is None
+            or not payment.customer_id
+            or not caller.may_read_customer(payment.customer_id)
+        ):
             raise NotFoundError("payment", request.order_id)
         return payments_service_pb2.GetPaymentResponse(payment=payment_pb(payment))

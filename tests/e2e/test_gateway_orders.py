@@ -164,3 +164,23 @@ def test_grpcurl_through_the_gateway_reflects_and_places_an_order(
     order_id = placed["order"]["orderId"]
     confirmed = wait_for_status(gateway, token_for("alice"), order_id, "ORDER_STATUS_CONFIRMED")
     assert confirmed["customerId"] == "alice"
+
+
+def test_a_payment_and_credit_account_are_seen_by_their_customer_and_admins_only(
+    services: ServiceRunner, gateway: Gateway
+) -> None:
+    start_shop(services)
+    product_id = stock_and_credit(gateway, "alice")
+    alice, bob = token_for("alice"), token_for("bob")
+    order_id = place_order(gateway, alice, product_id)["orderId"]
+    wait_for_status(gateway, alice, order_id, "ORDER_STATUS_CONFIRMED")
+
+    own = call(gateway, "GET", f"/v1/payments/{order_id}", token=alice)
+    by_admin = call(gateway, "GET", f"/v1/payments/{order_id}", token=admin_token())
+    by_bob = call(gateway, "GET", f"/v1/payments/{order_id}", token=bob)
+    account_by_bob = call(gateway, "GET", "/v1/payments/accounts/alice", token=bob)
+
+    assert own.json()["payment"]["customerId"] == "alice"
+    assert by_admin.json()["payment"]["customerId"] == "alice"
+    assert (by_bob.status, by_bob.json()["code"]) == (404, 5)
+    assert (account_by_bob.status, account_by_bob.json()["code"]) == (404, 5)

@@ -6,16 +6,14 @@ Each test starts NATS, the services it needs and Envoy on free ports; nothing is
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import grpc
 from shop.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
 
 from tests.e2e.conftest import STRICT_LIMITS
-from tests.support.gateway import admin_token, call, descriptor_set_path, token_for
+from tests.support.gateway import admin_token, call, grpcurl_run, token_for
 from tests.support.processes import ServiceRunner
-from tools.devstack.binaries import binary
 from tools.devstack.gateway import Gateway
 
 
@@ -132,27 +130,9 @@ def test_native_grpc_passes_through_the_same_port(
     assert with_rest.json()["product"]["sku"] == "MUG-1"
 
 
-def grpcurl_run(gateway: Gateway, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real grpcurl through the gateway, with the descriptor set instead of reflection."""
-    return subprocess.run(
-        [
-            str(binary("grpcurl")),
-            "-plaintext",
-            "-protoset",
-            str(descriptor_set_path()),
-            "-H",
-            f"authorization: Bearer {token}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def grpcurl(gateway: Gateway, *args: str, token: str | None = None) -> str:
-    """grpcurl that must succeed (as an admin unless `token` says otherwise)."""
-    result = grpcurl_run(gateway, token or admin_token(), *args)
+def grpcurl(gateway: Gateway, *args: str) -> str:
+    """grpcurl as an admin, which must succeed."""
+    result = grpcurl_run(gateway, admin_token(), *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

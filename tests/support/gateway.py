@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.repo import REPO_ROOT
+from tools.devstack.binaries import binary
 from tools.devstack.gateway import DESCRIPTOR_SET, Gateway, GatewaySettings
 from tools.devstack.tokens import dev_signing_key, mint_token
 from tools.devstack.topology import Topology
@@ -109,3 +111,22 @@ def call(
         )
     finally:
         connection.close()
+
+
+def grpcurl_run(gateway: Gateway, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real grpcurl through the gateway with `token`, the descriptor set instead of
+    reflection; `args` end with the address and method."""
+    return subprocess.run(
+        [
+            str(binary("grpcurl")),
+            "-plaintext",
+            "-protoset",
+            str(descriptor_set_path()),
+            "-H",
+            f"authorization: Bearer {token}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
