@@ -70,6 +70,7 @@ class TaskGroupOwner:
 
     def __init__(self) -> None:
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def start(self, name: str, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -77,12 +78,19 @@ class TaskGroupOwner:
         task.add_done_callback(self._report)
         self._tasks.append(task)
 
-    @staticmethod
-    def _report(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
+    def _report(self, task: asyncio.Task[None]) -> None:
+        """A task that ends before shutdown is a bug to see, whether it raised or was cancelled
+        (a CancelledError leaking out of a loop ends it silently otherwise)."""
+        if task.cancelled():
+            if not self._stopping:
+                log.error("background_task_cancelled", task=task.get_name())
+        elif task.exception() is not None:
             log.error("background_task_died", task=task.get_name(), error=repr(task.exception()))
+        elif not self._stopping:
+            log.error("background_task_ended", task=task.get_name())
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
