@@ -61,6 +61,15 @@ class Prober:
         outcomes = await asyncio.gather(*(self._check(i) for i in instances))
         for instance, outcome in zip(instances, outcomes, strict=True):
             self._report(self._table.record_probe(instance.instance_id, outcome))
+        # A fresh channel next time for every address that failed: a restarted instance is
+        # found without waiting out the old channel's reconnect back-off. Dropped only once
+        # the round is over, because instances of several services share an address (and a
+        # channel), and closing a channel under a call in flight cancels the prober itself.
+        failed = {
+            i.address for i, o in zip(instances, outcomes, strict=True) if o is ProbeOutcome.FAILED
+        }
+        for address in failed:
+            await self._drop_channel(address)
 
     async def _check(self, instance: Instance) -> ProbeOutcome:
         channel = self._channels.get(instance.address)
@@ -73,9 +82,6 @@ class Prober:
             )
         except grpc.aio.AioRpcError as error:
             log.debug("probe_failed", instance_id=instance.instance_id, code=error.code().name)
-            # A fresh channel next time: a restarted instance is found without waiting out
-            # the old channel's reconnect back-off.
-            await self._drop_channel(instance.address)
             return ProbeOutcome.FAILED
         if reply.status == health_pb2.HealthCheckResponse.SERVING:
             return ProbeOutcome.SERVING
