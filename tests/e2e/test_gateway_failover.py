@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.gateway import Reply, call, token_for
+from tests.support.gateway import Reply, admin_token, call
 from tests.support.polling import until
 from tests.support.processes import ServiceRunner
 from tools.devstack.gateway import Gateway
@@ -78,7 +78,7 @@ def test_killed_instance_leaves_the_gateway_and_returns_after_restart(
     second = services.start_instance("inventory", free_port())
     both = {first.address, second.address}
     assert gateway.endpoints(CLUSTER) == both
-    token = token_for("alice")
+    token = admin_token()  # creating products is the shop's job
     product_id = create_product(gateway, token, "MUG-1")
     reads_reach(gateway, token, product_id, both)
 
