@@ -3,10 +3,11 @@
 `run_service(name, migrations, wire)` opens the service's database, starts a `grpc.aio`
 server with health (NOT_SERVING until the database and NATS are ready, SERVING after,
 NOT_SERVING while draining) and reflection, connects to JetStream, starts the outbox relay,
-the consumers and any background tasks the service asks for, registers every servicer with
-the registry once SERVING (registration.py, in the background), and on SIGTERM: deregisters,
-stops taking calls, lets in-flight ones finish within the grace period, cancels and awaits
-every task, flushes the outbox and closes everything.
+the consumers and any background tasks the service asks for, registers the service's own
+servicers (not the platform's OperationsService) with the registry once SERVING
+(registration.py, in the background), and on SIGTERM: deregisters, stops taking calls, lets
+in-flight ones finish within the grace period, cancels and awaits every task, flushes the
+outbox and closes everything.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ async def serve(
     parts = wire(Platform(settings, db, bus, resolver))
 
     consumers = [Consumer(sub, bus, db, settings) for sub in parts.subscriptions]
+    # Only the service's own servicers are instances others may discover; the platform's
+    # OperationsService on every process is for operators, who address a process directly.
+    registered = [name for _, _, name in parts.servicers]
     parts.servicers.append(
         (
             ops_service_pb2_grpc.add_OperationsServiceServicer_to_server,
@@ -146,7 +150,7 @@ async def serve(
 
     tasks = TaskGroupOwner()
     relay = OutboxRelay(db, bus, settings.outbox_poll_interval_s, settings.outbox_batch_size)
-    registration = Registration(registry_client, settings.address, settings.version, names)
+    registration = Registration(registry_client, settings.address, settings.version, registered)
     try:
         if needs_bus:
             await bus.connect()

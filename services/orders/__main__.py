@@ -2,9 +2,10 @@
 
 from functools import partial
 
+from shop.inventory.v1 import inventory_service_pb2
 from shop.orders.v1 import orders_service_pb2_grpc
 
-from services.common.clients import ServiceClient, StaticResolver
+from services.common.clients import ServiceClient
 from services.common.server import Platform, ServiceParts, run_service
 from services.orders import handlers, store
 from services.orders.api import ADMIN_SERVICE_NAME, SERVICE_NAME, OrdersAdminApi, OrdersApi
@@ -13,12 +14,15 @@ from services.orders.pricing import Pricing
 from services.orders.settings import OrdersSettings
 from services.orders.timeouts import watch_saga_deadlines
 
+INVENTORY_SERVICE = inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
+"""Pricing asks whichever inventory instance the registry lists as live."""
+
 
 def wire(platform: Platform) -> ServiceParts:
     settings = OrdersSettings.from_env()
     orders = Orders(OrdersConfig(settings.snapshot_every, settings.step_timeout_s))
     inventory = ServiceClient(
-        "inventory", StaticResolver(settings.inventory_address), settings.pricing
+        "inventory", platform.resolver.for_service(INVENTORY_SERVICE), settings.pricing
     )
     return ServiceParts(
         servicers=[

@@ -13,7 +13,6 @@ class OrdersSettings:
     snapshot_every: int
     step_timeout_s: float
     saga_poll_interval_s: float
-    inventory_address: str
     pricing: CallPolicy
 
     @classmethod
@@ -23,9 +22,6 @@ class OrdersSettings:
             snapshot_every=int(env("CONCORD_ORDERS_SNAPSHOT_EVERY", "5")),
             step_timeout_s=float(env("CONCORD_ORDERS_STEP_TIMEOUT_S", "30")),
             saga_poll_interval_s=float(env("CONCORD_ORDERS_SAGA_POLL_INTERVAL_S", "1")),
-            inventory_address=env(
-                "CONCORD_INVENTORY_ADDRESS", f"127.0.0.1:{env('CONCORD_INVENTORY_PORT', '50052')}"
-            ),
             pricing=CallPolicy(
                 deadline_s=float(env("CONCORD_PRICING_DEADLINE_S", "2")),
                 breaker_fail_max=int(env("CONCORD_PRICING_BREAKER_FAIL_MAX", "5")),

@@ -1,4 +1,10 @@
-"""Fixtures for tests through the gateway: Envoy on free ports, with or without services."""
+"""Fixtures for tests through the gateway: Envoy on free ports, with or without services.
+
+`gateway` is the real wiring: Envoy learns its endpoints from the registry, and every service
+the test starts counts as started only once Envoy lists it. `lone_gateway` and
+`strict_gateway` pin the route clusters to the topology's ports (tests/support/gateway.py),
+because what they test is Envoy's own answer when the upstream refuses or never answers.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.gateway import running_gateway
+from tests.support.processes import REGISTRY, RunningService, ServiceRunner
 from tools.devstack.gateway import Gateway, GatewaySettings, RouteLimit
+from tools.devstack.process import ManagedProcess
 from tools.devstack.topology import Topology
 
 
@@ -40,9 +48,22 @@ def strict_gateway(topology: Topology) -> Iterator[Gateway]:
         yield gateway
 
 
+ENDPOINT_TIMEOUT_S = 30.0
+"""Bound on the wait for Envoy to list an instance the registry already lists as live."""
+
+
 @pytest.fixture
-def gateway(topology: Topology) -> Iterator[Gateway]:
-    """Envoy with the default settings for the test's topology, in front of the services the
-    test starts (`services.start("inventory")`)."""
-    with running_gateway(topology) as gateway:
+def gateway(services: ServiceRunner, topology: Topology) -> Iterator[Gateway]:
+    """Envoy with the default settings for the test's topology, fed by the registry, in front
+    of the services the test starts (`services.start("inventory")`)."""
+    services.start(REGISTRY)
+    with running_gateway(topology, from_registry=True) as gateway:
+        services.on_live.append(lambda name, service: wait_for_endpoint(gateway, name, service))
         yield gateway
+
+
+def wait_for_endpoint(gateway: Gateway, cluster: str, service: RunningService) -> None:
+    """Returns once Envoy routes `cluster` to `service`, so the test's next call can reach it."""
+    assert gateway.process is not None
+    envoy: ManagedProcess = gateway.process
+    envoy.wait_until(lambda: service.address in gateway.endpoints(cluster), ENDPOINT_TIMEOUT_S)

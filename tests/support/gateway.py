@@ -3,6 +3,13 @@
 Envoy reads the same template and descriptor set as `make up`; only ports and limits differ.
 Under `bazel test` the files come from the target's data (`//gateway:config`); under plain
 pytest from the source tree and `bazel-bin/`.
+
+By default (`from_registry=False`) the route clusters are pinned to the topology's service
+ports instead of coming from the registry: the tests of Envoy's own decisions (auth,
+validation, limits, a refused or hung upstream) need an endpoint where nothing, or something
+silent, listens, and the registry by design never hands Envoy an instance that fails its
+health probes. Everything else in the bootstrap is the real one. Tests of the real wiring pass
+`from_registry=True` (the `gateway` fixture, the failover test).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import Any
 
 from tests.support.repo import REPO_ROOT
 from tools.devstack.binaries import binary
-from tools.devstack.gateway import DESCRIPTOR_SET, Gateway, GatewaySettings
+from tools.devstack.gateway import DESCRIPTOR_SET, ROUTE_CLUSTERS, Gateway, GatewaySettings
 from tools.devstack.tokens import dev_signing_key, mint_token
 from tools.devstack.topology import Topology
 
@@ -33,12 +40,52 @@ def descriptor_set_path() -> Path:
     raise FileNotFoundError("no transcoder.binpb: add //gateway:config to the target's data")
 
 
+PINNED_CLUSTER = """\
+    - name: {name}
+      type: STATIC
+      connect_timeout: {connect_timeout_s}s
+      per_connection_buffer_limit_bytes: 32768
+      typed_extension_protocol_options: *upstream_http2
+      load_assignment:
+        cluster_name: {name}
+        endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }} ] }} ]
+"""
+
+
+def pin_upstreams(config: str, topology: Topology, connect_timeout_s: int) -> str:
+    """The rendered bootstrap without ADS and with the route clusters as static clusters at
+    the topology's ports (the template's clusters list is the last thing in the file)."""
+    lines = config.splitlines(keepends=True)
+    start = lines.index("dynamic_resources:\n")
+    end = next(i for i in range(start + 1, len(lines)) if lines[i][:1] not in (" ", "\n"))
+    if not lines[-1].startswith("        endpoints:"):
+        raise ValueError("gateway/envoy.yaml.tmpl no longer ends with its clusters list")
+    pinned = [
+        PINNED_CLUSTER.format(
+            name=name,
+            connect_timeout_s=connect_timeout_s,
+            port=getattr(topology, f"{name}_port"),
+        )
+        for name in ROUTE_CLUSTERS
+    ]
+    return "".join(lines[:start] + lines[end:] + pinned)
+
+
+class PinnedGateway(Gateway):
+    """The real gateway with its route clusters at fixed ports instead of from the registry."""
+
+    def render(self) -> str:
+        return pin_upstreams(super().render(), self.topology, self.settings.connect_timeout_s)
+
+
 @contextmanager
 def running_gateway(
-    topology: Topology, settings: GatewaySettings | None = None
+    topology: Topology, settings: GatewaySettings | None = None, *, from_registry: bool = False
 ) -> Iterator[Gateway]:
-    """Envoy for `topology`, ready when this yields, stopped afterwards whatever happened."""
-    gateway = Gateway(
+    """Envoy for `topology`, ready when this yields, stopped afterwards whatever happened.
+    With `from_registry` the registry on the topology's port must already run."""
+    kind = Gateway if from_registry else PinnedGateway
+    gateway = kind(
         topology=topology,
         repo_root=REPO_ROOT,
         descriptor_set=descriptor_set_path(),

@@ -28,3 +28,15 @@ async def eventually(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what}: not within {timeout_s}s; last seen: {last!r}")
         await asyncio.sleep(POLL_INTERVAL_S)
+
+
+def until(observe: Callable[[], T], holds: Callable[[T], bool], timeout_s: float, what: str) -> T:
+    """`eventually` for synchronous observations (admin endpoints, HTTP calls)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        last = observe()
+        if holds(last):
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout_s}s; last seen: {last!r}")
+        time.sleep(POLL_INTERVAL_S)

@@ -2,12 +2,15 @@
 
 Ports come from the Topology and limits from `GatewaySettings`, so `make up` and the tests
 (which run their own gateway on free ports, sometimes with tiny rate limits) share one
-template. The descriptor set is the one Bazel builds from proto/, never a copy.
+template. The descriptor set is the one Bazel builds from proto/, never a copy. The route
+clusters and their endpoints come from the registry over ADS, so a gateway is useful only once
+Envoy lists live endpoints for them (`live_endpoints`), not merely when it says it is ready.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 DESCRIPTOR_SET = "bazel-bin/gateway/transcoder.binpb"
 JWT_ISSUER = "concord-dev"
 JWT_AUDIENCE = "concord"
+ROUTE_CLUSTERS = ("orders", "inventory", "payments")
+"""The clusters the routes name; the registry serves them (registry/xds_resources.py)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,8 @@ class GatewaySettings:
     read_timeout_s: int = 5
     write_timeout_s: int = 15
     connect_timeout_s: int = 1
+    retry_attempts: int = 2
+    """Retries of a request whose instance could not take it (see each route's retry_policy)."""
     request_headers_timeout_s: int = 10
     request_timeout_s: int = 60
     stream_idle_timeout_s: int = 60
@@ -79,9 +86,7 @@ def render_config(
     values: dict[str, object] = {
         "gateway_port": topology.gateway_port,
         "admin_port": topology.gateway_admin_port,
-        "orders_port": topology.orders_port,
-        "inventory_port": topology.inventory_port,
-        "payments_port": topology.payments_port,
+        "registry_port": topology.registry_port,
         # Paths and lists as JSON, which YAML reads whatever characters they hold.
         "descriptor_path": json.dumps(str(descriptor_set.absolute())),
         "jwks_path": json.dumps(str((gateway_dir(repo_root) / "jwks.json").absolute())),
@@ -104,6 +109,35 @@ def admin_ready(admin_port: int) -> bool:
             return bool(r.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _admin_text(admin_port: int, path: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}{path}", timeout=2) as r:
+            return str(r.read().decode())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def live_endpoints(admin_port: int, cluster: str) -> set[str]:
+    """The endpoints Envoy's admin `/clusters` lists for `cluster`: what it would route to."""
+    text = _admin_text(admin_port, "/clusters") or ""
+    return set(re.findall(rf"^{re.escape(cluster)}::([0-9.]+:\d+)::cx_active", text, re.MULTILINE))
+
+
+def endpoint_requests(admin_port: int, cluster: str) -> dict[str, int]:
+    """Requests Envoy sent to each endpoint of `cluster` (admin `/clusters`, `rq_total`)."""
+    text = _admin_text(admin_port, "/clusters") or ""
+    pattern = rf"^{re.escape(cluster)}::([0-9.]+:\d+)::rq_total::(\d+)$"
+    return {host: int(n) for host, n in re.findall(pattern, text, re.MULTILINE)}
+
+
+def routes_ready(admin_port: int) -> bool:
+    """Envoy is ready and every route cluster has at least one endpoint from the registry, so
+    the first request after start-up reaches a service."""
+    return admin_ready(admin_port) and all(
+        live_endpoints(admin_port, cluster) for cluster in ROUTE_CLUSTERS
+    )
 
 
 @dataclass
@@ -129,13 +163,14 @@ class Gateway:
     def config_path(self) -> Path:
         return self.topology.data_dir / "gateway" / "envoy.yaml"
 
+    def render(self) -> str:
+        return render_config(self.topology, self.repo_root, self.descriptor_set, self.settings)
+
     def write_config(self) -> Path:
         if not self.descriptor_set.exists():
             raise FileNotFoundError(f"{self.descriptor_set} missing: run `make build` first")
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            render_config(self.topology, self.repo_root, self.descriptor_set, self.settings)
-        )
+        self.config_path.write_text(self.render())
         return self.config_path
 
     def argv(self) -> list[str]:
@@ -162,6 +197,12 @@ class Gateway:
         self.process.wait_until(lambda: admin_ready(self.topology.gateway_admin_port), timeout_s)
         return self
 
+    def endpoints(self, cluster: str) -> set[str]:
+        return live_endpoints(self.topology.gateway_admin_port, cluster)
+
+    def endpoint_requests(self, cluster: str) -> dict[str, int]:
+        return endpoint_requests(self.topology.gateway_admin_port, cluster)
+
     def stats(self) -> dict[str, int]:
         """Envoy's counters and gauges, for tests that check what reached a cluster."""
         url = f"{self.admin_url}/stats?format=json"
@@ -179,8 +220,10 @@ class Gateway:
 def gateway_component(topology: Topology, repo_root: Path) -> Component:
     """Envoy as the last component of `make up`, once the services it routes to are up.
 
-    The config is rendered here, when the descriptor set exists (`make up` builds first), so
-    `make status` and `make down` work on a tree that was never built.
+    It counts as ready when the registry has given it endpoints for every route cluster, so the
+    first request after `make up` reaches a service. The config is rendered here, when the
+    descriptor set exists (`make up` builds first), so `make status` and `make down` work on a
+    tree that was never built.
     """
     from tools.devstack.stack import Component  # stack.py imports this module
 
@@ -193,7 +236,7 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
             f"127.0.0.1:{topology.gateway_port} (admin 127.0.0.1:{topology.gateway_admin_port})"
         ),
         argv=gateway.argv(),
-        ready=lambda: admin_ready(topology.gateway_admin_port),
+        ready=lambda: routes_ready(topology.gateway_admin_port),
         env={},
-        note="gateway: REST + gRPC, JWT, rate limits",
+        note="gateway: REST + gRPC, JWT, rate limits; endpoints from the registry (ADS)",
     )

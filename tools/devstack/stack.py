@@ -82,14 +82,14 @@ class Stack:
             log_dir=t.log_dir,
         )
         return [
-            self._registry(),
+            self.registry(),
             self._nats(nats),
             self.service("paygate"),
             *(self.service(name) for name in SERVICES),
             gateway_component(t, self.repo_root),
         ]
 
-    def _registry(self) -> Component:
+    def registry(self, extra_env: dict[str, str] | None = None) -> Component:
         """First: every service registers with it, and Envoy learns its endpoints from it."""
         t = self.topology
         address = f"127.0.0.1:{t.registry_port}"
@@ -101,6 +101,7 @@ class Stack:
             env={
                 "CONCORD_DATA_DIR": str(t.data_dir),
                 "CONCORD_REGISTRY_PORT": str(t.registry_port),
+                **(extra_env or {}),
             },
             note="discovery, contract registry, xDS (ADS) for Envoy",
         )
@@ -132,15 +133,23 @@ class Stack:
     def _port(self, service: str) -> int:
         return int(getattr(self.topology, f"{service}_port"))
 
-    def service(self, name: str, extra_env: dict[str, str] | None = None) -> Component:
-        """One of the services, started by the stack's launcher."""
-        address = f"127.0.0.1:{self._port(name)}"
+    def service(
+        self, name: str, extra_env: dict[str, str] | None = None, port: int | None = None
+    ) -> Component:
+        """One of the services, started by the stack's launcher; `port` runs another instance
+        beside the one on the topology's port (same data folder, so the same database)."""
+        port = port or self._port(name)
+        address = f"127.0.0.1:{port}"
         return Component(
             name=name,
             address=address,
             argv=self.launcher(f"services.{name}"),
             ready=lambda: grpc_serving(address),
-            env={**self.service_env(), **(extra_env or {})},
+            env={
+                **self.service_env(),
+                f"CONCORD_{name.upper()}_PORT": str(port),
+                **(extra_env or {}),
+            },
             note=SERVICE_NOTES[name],
         )
 
