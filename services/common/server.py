@@ -80,15 +80,15 @@ class TaskGroupOwner:
         self._tasks.append(task)
 
     def _report(self, task: asyncio.Task[None]) -> None:
-        """A task that ends before shutdown is a bug to see, whether it raised or was cancelled
-        (a CancelledError leaking out of a loop ends it silently otherwise)."""
+        """A task that raises, or is cancelled before shutdown, is a bug to see (a CancelledError
+        leaking out of a loop would otherwise end it silently); finishing is allowed."""
         if task.cancelled():
             if not self._stopping:
                 log.error("background_task_cancelled", task=task.get_name())
         elif task.exception() is not None:
             log.error("background_task_died", task=task.get_name(), error=repr(task.exception()))
         elif not self._stopping:
-            log.error("background_task_ended", task=task.get_name())
+            log.info("background_task_finished", task=task.get_name())
 
     async def stop(self) -> None:
         self._stopping = True
