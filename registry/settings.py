@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.settings import _env, _env_float, _env_int
+from services.common.settings import env_float, env_int, env_str
 
 PREFIX = "CONCORD_REGISTRY_"
 
@@ -47,13 +47,13 @@ class RegistrySettings:
     @classmethod
     def from_env(cls) -> RegistrySettings:
         return cls(
-            lease_ttl_s=_env_float(PREFIX + "LEASE_TTL_S", 10.0),
-            probe_interval_s=_env_float(PREFIX + "PROBE_INTERVAL_S", 2.0),
-            probe_timeout_s=_env_float(PREFIX + "PROBE_TIMEOUT_S", 1.0),
-            probe_failures_to_evict=_env_int(PREFIX + "PROBE_FAILURES_TO_EVICT", 2),
-            forget_after_s=_env_float(PREFIX + "FORGET_AFTER_S", 60.0),
-            xds_warmup_s=_env_float(PREFIX + "XDS_WARMUP_S", 5.0),
-            xds_connect_timeout_s=_env_float(PREFIX + "XDS_CONNECT_TIMEOUT_S", 1.0),
-            buf_path=_env(PREFIX + "BUF_PATH", _default_buf()),
-            buf_timeout_s=_env_float(PREFIX + "BUF_TIMEOUT_S", 60.0),
+            lease_ttl_s=env_float(PREFIX + "LEASE_TTL_S", 10.0),
+            probe_interval_s=env_float(PREFIX + "PROBE_INTERVAL_S", 2.0),
+            probe_timeout_s=env_float(PREFIX + "PROBE_TIMEOUT_S", 1.0),
+            probe_failures_to_evict=env_int(PREFIX + "PROBE_FAILURES_TO_EVICT", 2),
+            forget_after_s=env_float(PREFIX + "FORGET_AFTER_S", 60.0),
+            xds_warmup_s=env_float(PREFIX + "XDS_WARMUP_S", 5.0),
+            xds_connect_timeout_s=env_float(PREFIX + "XDS_CONNECT_TIMEOUT_S", 1.0),
+            buf_path=env_str(PREFIX + "BUF_PATH", _default_buf()),
+            buf_timeout_s=env_float(PREFIX + "BUF_TIMEOUT_S", 60.0),
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.settings import _env, _env_float
+from services.common.settings import env_float, env_str
 
 DEFAULT_REGISTRY_ADDRESS = "127.0.0.1:50050"
 
@@ -28,9 +28,9 @@ class RegistryClientSettings:
     @classmethod
     def from_env(cls) -> RegistryClientSettings:
         return cls(
-            registry_address=_env("CONCORD_REGISTRY_ADDRESS", DEFAULT_REGISTRY_ADDRESS),
-            heartbeat_interval_s=_env_float("CONCORD_HEARTBEAT_INTERVAL_S", 2.0),
-            registry_call_timeout_s=_env_float("CONCORD_REGISTRY_CALL_TIMEOUT_S", 2.0),
-            registration_retry_max_s=_env_float("CONCORD_REGISTRATION_RETRY_MAX_S", 5.0),
-            resolve_cache_ttl_s=_env_float("CONCORD_RESOLVE_CACHE_TTL_S", 1.0),
+            registry_address=env_str("CONCORD_REGISTRY_ADDRESS", DEFAULT_REGISTRY_ADDRESS),
+            heartbeat_interval_s=env_float("CONCORD_HEARTBEAT_INTERVAL_S", 2.0),
+            registry_call_timeout_s=env_float("CONCORD_REGISTRY_CALL_TIMEOUT_S", 2.0),
+            registration_retry_max_s=env_float("CONCORD_REGISTRATION_RETRY_MAX_S", 5.0),
+            resolve_cache_ttl_s=env_float("CONCORD_RESOLVE_CACHE_TTL_S", 1.0),
         )

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _env(name: str, default: str) -> str:
+def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def _env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -25,7 +25,7 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name}={raw!r} is not a number") from exc
 
 
-def _env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -70,19 +70,19 @@ class ServiceSettings:
         prefix = f"CONCORD_{service.upper()}_"
         return cls(
             service=service,
-            host=_env(prefix + "HOST", "127.0.0.1"),
-            port=_env_int(prefix + "PORT", DEFAULT_PORTS.get(service, 0)),
-            data_dir=Path(_env("CONCORD_DATA_DIR", ".data")).absolute(),
-            nats_url=_env("CONCORD_NATS_URL", "nats://127.0.0.1:4222"),
-            registry_address=_env("CONCORD_REGISTRY_ADDRESS", "127.0.0.1:50050"),
-            version=_env("CONCORD_VERSION", "dev"),
-            shutdown_grace_s=_env_float("CONCORD_SHUTDOWN_GRACE_S", 10.0),
-            outbox_poll_interval_s=_env_float("CONCORD_OUTBOX_POLL_INTERVAL_S", 0.5),
-            outbox_batch_size=_env_int("CONCORD_OUTBOX_BATCH_SIZE", 100),
-            consumer_ack_wait_s=_env_float("CONCORD_CONSUMER_ACK_WAIT_S", 10.0),
-            consumer_max_deliver=_env_int("CONCORD_CONSUMER_MAX_DELIVER", 5),
-            consumer_fetch_batch=_env_int("CONCORD_CONSUMER_FETCH_BATCH", 20),
-            consumer_idle_check_s=_env_float("CONCORD_CONSUMER_IDLE_CHECK_S", 2.0),
-            nats_request_timeout_s=_env_float("CONCORD_NATS_REQUEST_TIMEOUT_S", 5.0),
-            sqlite_busy_timeout_ms=_env_int("CONCORD_SQLITE_BUSY_TIMEOUT_MS", 5000),
+            host=env_str(prefix + "HOST", "127.0.0.1"),
+            port=env_int(prefix + "PORT", DEFAULT_PORTS.get(service, 0)),
+            data_dir=Path(env_str("CONCORD_DATA_DIR", ".data")).absolute(),
+            nats_url=env_str("CONCORD_NATS_URL", "nats://127.0.0.1:4222"),
+            registry_address=env_str("CONCORD_REGISTRY_ADDRESS", "127.0.0.1:50050"),
+            version=env_str("CONCORD_VERSION", "dev"),
+            shutdown_grace_s=env_float("CONCORD_SHUTDOWN_GRACE_S", 10.0),
+            outbox_poll_interval_s=env_float("CONCORD_OUTBOX_POLL_INTERVAL_S", 0.5),
+            outbox_batch_size=env_int("CONCORD_OUTBOX_BATCH_SIZE", 100),
+            consumer_ack_wait_s=env_float("CONCORD_CONSUMER_ACK_WAIT_S", 10.0),
+            consumer_max_deliver=env_int("CONCORD_CONSUMER_MAX_DELIVER", 5),
+            consumer_fetch_batch=env_int("CONCORD_CONSUMER_FETCH_BATCH", 20),
+            consumer_idle_check_s=env_float("CONCORD_CONSUMER_IDLE_CHECK_S", 2.0),
+            nats_request_timeout_s=env_float("CONCORD_NATS_REQUEST_TIMEOUT_S", 5.0),
+            sqlite_busy_timeout_ms=env_int("CONCORD_SQLITE_BUSY_TIMEOUT_MS", 5000),
         )

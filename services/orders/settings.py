@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from services.common.clients import CallPolicy
+from services.common.settings import env_float, env_int
 
 
 @dataclass(frozen=True)
@@ -17,14 +17,13 @@ class OrdersSettings:
 
     @classmethod
     def from_env(cls) -> OrdersSettings:
-        env = os.environ.get
         return cls(
-            snapshot_every=int(env("CONCORD_ORDERS_SNAPSHOT_EVERY", "5")),
-            step_timeout_s=float(env("CONCORD_ORDERS_STEP_TIMEOUT_S", "30")),
-            saga_poll_interval_s=float(env("CONCORD_ORDERS_SAGA_POLL_INTERVAL_S", "1")),
+            snapshot_every=env_int("CONCORD_ORDERS_SNAPSHOT_EVERY", 5),
+            step_timeout_s=env_float("CONCORD_ORDERS_STEP_TIMEOUT_S", 30.0),
+            saga_poll_interval_s=env_float("CONCORD_ORDERS_SAGA_POLL_INTERVAL_S", 1.0),
             pricing=CallPolicy(
-                deadline_s=float(env("CONCORD_PRICING_DEADLINE_S", "2")),
-                breaker_fail_max=int(env("CONCORD_PRICING_BREAKER_FAIL_MAX", "5")),
-                breaker_reset_timeout_s=float(env("CONCORD_PRICING_BREAKER_RESET_TIMEOUT_S", "10")),
+                deadline_s=env_float("CONCORD_PRICING_DEADLINE_S", 2.0),
+                breaker_fail_max=env_int("CONCORD_PRICING_BREAKER_FAIL_MAX", 5),
+                breaker_reset_timeout_s=env_float("CONCORD_PRICING_BREAKER_RESET_TIMEOUT_S", 10.0),
             ),
         )

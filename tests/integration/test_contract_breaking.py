@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.buf_workspace import copy_buf_workspace
 from tests.support.repo import repo_path
 from tools.devstack.binaries import binary
 
@@ -16,13 +16,7 @@ from tools.devstack.binaries import binary
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """A throwaway copy of the buf workspace: proto/, google/api protos and buf.yaml."""
-    root = tmp_path / "ws"
-    shutil.copytree(repo_path("proto"), root / "proto", ignore=shutil.ignore_patterns("BUILD*"))
-    shutil.copytree(
-        repo_path("third_party/googleapis/google"), root / "third_party/googleapis/google"
-    )
-    shutil.copy(repo_path("buf.yaml"), root / "buf.yaml")
-    return root
+    return copy_buf_workspace(tmp_path / "ws")
 
 
 def buf_breaking(root: Path) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ import grpc
 import pytest
 from concord.registry.v1 import contracts_service_pb2, contracts_service_pb2_grpc
 
+from tests.support.buf_workspace import copy_buf_workspace
 from tests.support.registry_process import ConcordProcess
 from tests.support.repo import repo_path
 from tools.devstack import cli, registry_cli
@@ -22,12 +23,7 @@ from tools.devstack import cli, registry_cli
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """A throwaway copy of the buf workspace and the published record, to edit freely."""
-    root = tmp_path / "ws"
-    shutil.copytree(repo_path("proto"), root / "proto", ignore=shutil.ignore_patterns("BUILD*"))
-    shutil.copytree(
-        repo_path("third_party/googleapis/google"), root / "third_party/googleapis/google"
-    )
-    shutil.copy(repo_path("buf.yaml"), root / "buf.yaml")
+    root = copy_buf_workspace(tmp_path / "ws")
     (root / "contracts").mkdir()
     shutil.copy(repo_path("contracts/published.json"), root / "contracts/published.json")
     return root
