@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python3
 export PATH := $(VENV)/bin:$(PATH)
 export CONCORD_VENV := $(VENV)
 
-.PHONY: setup build up down status test check lint fmt bench
+.PHONY: setup build up down clean status test check lint fmt bench
 
 setup:
 	@bash tools/setup.sh
@@ -18,6 +18,10 @@ up: build
 
 down:
 	@$(PYTHON) -m tools.devstack down
+
+# Stops everything and deletes all local state (.data/: databases, JetStream, logs).
+clean: down
+	@rm -rf .data
 
 status:
 	@$(PYTHON) -m tools.devstack status

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
+
+from services.common import migrations as migrations_module
 
 T = TypeVar("T")
 Connection = sqlite3.Connection
@@ -27,12 +29,12 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._after_write: list[Callable[[], None]] = []
 
-    async def open(self, migrations: Sequence[str]) -> None:
-        """Connects and applies `migrations`: single idempotent statements (CREATE ... IF NOT
-        EXISTS), all in one transaction."""
+    async def open(self, migrations: Mapping[str, Sequence[str]]) -> None:
+        """Connects and applies the new migrations of each group, all in one transaction
+        (see migrations.py: groups are append-only lists of single statements)."""
         await self._run(self._open_sync, migrations)
 
-    def _open_sync(self, migrations: Sequence[str]) -> None:
+    def _open_sync(self, migrations: Mapping[str, Sequence[str]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
@@ -43,11 +45,11 @@ class Database:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in migrations:
-                conn.execute(statement)
+            migrations_module.apply(conn, migrations, str(self.path))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            conn.close()
             raise
         self._conn = conn
 

@@ -110,7 +110,9 @@ async def serve(
     """`needs_bus=False` runs without NATS (no outbox relay; the wiring asks for no
     consumers); `registers=False` skips self-registration: both are for the registry itself."""
     db = Database(settings.database_path, settings.sqlite_busy_timeout_ms)
-    await db.open([*outbox.MIGRATIONS, *consumer.MIGRATIONS, *migrations])
+    await db.open(
+        {"outbox": outbox.MIGRATIONS, "inbox": consumer.MIGRATIONS, settings.service: migrations}
+    )
     bus = Bus(settings.nats_url, settings.service, settings.nats_request_timeout_s)
     registry_client = RegistryClientSettings.from_env()
     resolver = RegistryResolver(registry_client)

@@ -19,7 +19,7 @@ T0 = 1_700_000_000.0
 @pytest.fixture
 async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
     database = Database(tmp_path / "orders.sqlite3")
-    await database.open(store.MIGRATIONS)
+    await database.open({"orders": store.MIGRATIONS})
     yield database
     await database.close()
 
