@@ -102,6 +102,9 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff_s = 0.1
         while True:
+            # Cleared before reading, not after publishing: a write that commits while a batch
+            # is being published must wake the next round, not wait out the poll interval.
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 backoff_s = 0.1
@@ -111,7 +114,6 @@ class OutboxRelay:
                 backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
                 continue
             if published < self._batch_size:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
 

@@ -94,6 +94,7 @@ class Shop:
         order_id: str,
         statuses: tuple[int, ...] = TERMINAL,
         timeout_s: float = SETTLE_TIMEOUT_S,
+        poll_s: float = 0.05,
     ) -> orders_pb2.Order:
         """Polls until the order reaches one of `statuses` (a bounded wait)."""
         deadline = asyncio.get_running_loop().time() + timeout_s
@@ -109,7 +110,7 @@ class Shop:
             if asyncio.get_running_loop().time() > deadline:
                 state = orders_pb2.OrderStatus.Name(order.status) if order else "unreachable"
                 raise AssertionError(f"order {order_id} still {state} after {timeout_s}s")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(poll_s)
 
     async def event_types(self, customer_id: str, order_id: str) -> list[str]:
         reply = await self.orders.ListOrderEvents(
