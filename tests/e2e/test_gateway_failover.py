@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.gateway import Reply, admin_token, call
 from tests.support.polling import until
-from tests.support.processes import ServiceRunner
+from tests.support.processes import ServiceRunner, live_addresses
 from tools.devstack.gateway import Gateway
 from tools.devstack.nats import NatsServer
 from tools.devstack.ports import free_port
@@ -96,3 +96,31 @@ def test_killed_instance_leaves_the_gateway_and_returns_after_restart(
     restarted = services.start("inventory")
     assert gateway.endpoints(CLUSTER) == both
     reads_reach(gateway, token, product_id, {restarted.address})
+
+
+def test_gateway_keeps_its_endpoints_while_the_registry_restarts(
+    services: ServiceRunner, gateway: Gateway
+) -> None:
+    """kill -9 the registry: Envoy keeps its last endpoints and REST keeps working; the restarted
+    registry withholds endpoints for its warm-up while instances register again on their next
+    heartbeat, so Envoy never sees an empty cluster."""
+    services.registry_env["CONCORD_REGISTRY_XDS_WARMUP_S"] = "3"
+    inventory = services.start("inventory")
+    token = admin_token()
+    product_id = create_product(gateway, token, "MUG-R")
+
+    services.running["registry"].kill()
+    for _ in range(10):
+        read_product(gateway, token, product_id)
+    assert gateway.endpoints(CLUSTER) == {inventory.address}
+
+    services.start("registry")
+    until(  # the instance's next heartbeat is NOT_FOUND, so it registers again
+        lambda: live_addresses(services.registry_address, "shop.inventory.v1.InventoryService"),
+        lambda live: live == {inventory.address},
+        10 * PROBE_INTERVAL_S,
+        "inventory registered again with the restarted registry",
+    )
+    for _ in range(10):
+        read_product(gateway, token, product_id)
+        assert gateway.endpoints(CLUSTER) == {inventory.address}
