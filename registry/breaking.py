@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from services.common.errors import FieldViolation, InvalidArgumentError
+from services.common.errors import DependencyUnavailableError, FieldViolation, InvalidArgumentError
 
 BUF_CONFIG = json.dumps(
     {"version": "v2", "breaking": {"use": ["FILE"], "ignore": ["google/protobuf"]}}
@@ -51,9 +51,13 @@ class BreakingCheck:
             )
             try:
                 out, err = await asyncio.wait_for(process.communicate(), self._timeout_s)
-            except TimeoutError:
+            except BaseException as error:  # a timeout, or the caller gave up: no orphan buf
                 process.kill()
                 await process.wait()
+                if isinstance(error, TimeoutError):
+                    raise DependencyUnavailableError(
+                        "buf", f"buf breaking did not finish within {self._timeout_s:g}s"
+                    ) from error
                 raise
         lines = [line for line in out.decode().splitlines() if line.strip()]
         if process.returncode == 0:

@@ -92,6 +92,10 @@ class Bus:
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
-            await self._nc.drain()
+            try:
+                await self._nc.drain()
+            except Exception as error:  # e.g. still reconnecting: close without draining
+                log.warning("nats_drain_failed", error=repr(error))
+                await self._nc.close()
         self._nc = None
         self._js = None

@@ -48,6 +48,10 @@ MIGRATIONS = [
     )""",
 ]
 
+MAX_NAK_DELAY_S = 30.0
+"""A failing handler is retried with a doubling delay up to this, so a transient fault (a busy
+or full disk) has about a minute to clear over the default deliveries before dead-lettering."""
+
 Handler = Callable[[Connection, Message], None]
 """Runs inside the consumer's transaction; raise to have the message redelivered."""
 
@@ -217,7 +221,7 @@ class Consumer:
         if deliveries >= self._settings.consumer_max_deliver:
             await self._dead_letter(msg, f"failed {deliveries} times, last: {error!r}")
             return
-        delay_s = min(0.2 * 2**deliveries, 5.0)
+        delay_s = min(0.2 * 2**deliveries, MAX_NAK_DELAY_S)
         log.warning("message_failed", error=repr(error), deliveries=deliveries, retry_in_s=delay_s)
         await msg.nak(delay=delay_s)
 

@@ -73,10 +73,13 @@ class Database:
         conn.execute(begin)
         try:
             result = work(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite may already have rolled back (a failed COMMIT); never leave the one shared
+            # connection inside a transaction, and never hide the original error.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return result
 
     def _connection(self) -> sqlite3.Connection:

@@ -135,6 +135,12 @@ def _wrap_unary(
             return await behavior(request, context)
         except DomainError as error:
             await context.abort_with_status(rpc_status.to_status(to_status(error)))
+        except grpc.aio.AioRpcError as error:
+            # A callee's answer this service did not turn into a domain error: pass its code on
+            # (it says more than INTERNAL would), naming it as the callee's.
+            await context.abort(
+                error.code(), f"upstream answered {error.code().name}: {error.details()}"
+            )
         except (grpc.aio.AbortError, grpc.aio.BaseError):
             raise
         except Exception:

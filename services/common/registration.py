@@ -97,6 +97,10 @@ class Registration:
                 unreachable = True
                 delay_s = retry_s
                 retry_s = min(retry_s * 2, self._settings.registration_retry_max_s)
+            except Exception as error:  # anything else: keep the lease alive, say why
+                log.error("registration_failed", exc_info=True, error=repr(error))
+                delay_s = retry_s
+                retry_s = min(retry_s * 2, self._settings.registration_retry_max_s)
             await asyncio.sleep(delay_s)
 
     async def _renew(

@@ -36,6 +36,7 @@ from services.common.outbox import OutboxRelay
 from services.common.registration import Registration
 from services.common.registry_client import RegistryClientSettings
 from services.common.settings import ServiceSettings
+from services.common.supervisor import Supervisor
 
 log = get_logger(__name__)
 
@@ -64,38 +65,8 @@ class ServiceParts:
     """Long-running coroutines (timeouts, pollers); cancelled and awaited on shutdown."""
     on_drain: list[Callable[[], None]] = field(default_factory=list)
     """Called when draining starts, so endless streams can end within the grace period."""
-
-
-class TaskGroupOwner:
-    """Owns background tasks: logs one that dies, cancels and awaits all on shutdown."""
-
-    def __init__(self) -> None:
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
-
-    def start(self, name: str, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        task.set_name(name)
-        task.add_done_callback(self._report)
-        self._tasks.append(task)
-
-    def _report(self, task: asyncio.Task[None]) -> None:
-        """A task that raises, or is cancelled before shutdown, is a bug to see (a CancelledError
-        leaking out of a loop would otherwise end it silently); finishing is allowed."""
-        if task.cancelled():
-            if not self._stopping:
-                log.error("background_task_cancelled", task=task.get_name())
-        elif task.exception() is not None:
-            log.error("background_task_died", task=task.get_name(), error=repr(task.exception()))
-        elif not self._stopping:
-            log.info("background_task_finished", task=task.get_name())
-
-    async def stop(self) -> None:
-        self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Awaited last, after the server and every loop stopped: close clients and channels."""
 
 
 async def serve(
@@ -150,18 +121,25 @@ async def serve(
     await server.start()
     log.info("grpc_listening", address=settings.address, services=names)
 
-    tasks = TaskGroupOwner()
+    tasks = Supervisor()
     relay = OutboxRelay(db, bus, settings.outbox_poll_interval_s, settings.outbox_batch_size)
     registration = Registration(registry_client, settings.address, settings.version, registered)
     try:
+        if not settings.host.startswith("127.") and settings.host not in ("localhost", "::1"):
+            log.warning(
+                "listening_beyond_loopback",
+                address=settings.address,
+                risk="calls without identity metadata are trusted as internal (docs/platform.md)",
+            )
         if needs_bus:
-            await bus.connect()
+            if not await _unless_stopped(bus.connect(), stop):
+                return  # SIGTERM while still waiting for NATS
             await bus.ensure_streams()
-            tasks.start("outbox-relay", relay.run())
+            tasks.start("outbox-relay", relay.run)
         for consumer_ in consumers:
-            tasks.start(f"consumer-{consumer_.sub.durable}", consumer_.run())
+            tasks.start(f"consumer-{consumer_.sub.durable}", consumer_.run)
         for job in parts.background:
-            tasks.start(getattr(job, "__name__", "background"), job())
+            tasks.start(getattr(job, "__name__", "background"), job)
         await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.SERVING)
         log.info("service_ready", service=settings.service)
         if registers:
@@ -179,9 +157,25 @@ async def serve(
             flushed = await relay.flush(settings.shutdown_grace_s)
             log.info("outbox_flushed", complete=flushed)
         await bus.close()
+        for close in parts.on_close:
+            await close()
         await resolver.close()
         await db.close()
         log.info("service_stopped", service=settings.service)
+
+
+async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Runs `work` unless `stop` is set first (then cancels it); True when it finished."""
+    job = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({job, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if job.done():
+        job.result()
+        return True
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+    return False
 
 
 async def _set_health(servicer: health.aio.HealthServicer, names: list[str], status: int) -> None:

@@ -41,6 +41,7 @@ def wire(platform: Platform) -> ServiceParts:
         background=[
             partial(watch_saga_deadlines, platform.db, orders, settings.saga_poll_interval_s)
         ],
+        on_close=[inventory.close],
     )
 
 

@@ -68,6 +68,15 @@ def _require_order_id(order_id: str) -> None:
     v.raise_if_any()
 
 
+def _order_position(position: list[str | int | float] | None) -> tuple[float, str] | None:
+    """(create_time, order_id) of the last order of the previous page, from its token."""
+    if position is None:
+        return None
+    if len(position) == 2 and isinstance(position[0], int | float) and isinstance(position[1], str):
+        return float(position[0]), position[1]
+    raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
+
+
 class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
     def __init__(self, db: Database, orders: Orders, pricing: Pricing) -> None:
         self._db = db
@@ -140,7 +149,7 @@ class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
         customer_id = customer_of(context)
         size = paging.page_size(request.page_size)
         position = paging.decode_token(request.page_token)
-        after = (float(position[0]), str(position[1])) if position and len(position) == 2 else None
+        after = _order_position(position)
         page = await self._db.read(
             lambda conn: store.list_orders(conn, customer_id, after, size + 1)
         )

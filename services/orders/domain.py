@@ -21,6 +21,8 @@ MAX_LINES = 50
 MAX_QUANTITY = 1000
 MAX_KEY_LEN = 128
 MAX_REASON_LEN = 500
+MAX_TOTAL_MINOR = 10**12
+"""The most payments authorises at once (payments' MAX_AMOUNT_MINOR)."""
 
 
 class OrderStatus(Enum):
@@ -143,7 +145,13 @@ def priced(
             "MIXED_CURRENCIES", f"products are priced in several currencies: {sorted(currencies)}"
         )
     result = tuple(Line(x.product_id, x.quantity, prices[x.product_id][0]) for x in lines)
-    return result, sum(x.quantity * x.unit_price_minor for x in result), currencies.pop()
+    total = sum(x.quantity * x.unit_price_minor for x in result)
+    if not 0 < total <= MAX_TOTAL_MINOR:
+        raise FailedPreconditionError(
+            "ORDER_TOTAL_NOT_PAYABLE",
+            f"the order's total of {total} minor units is not payable: it must be 1 to {MAX_TOTAL_MINOR}",
+        )
+    return result, total, currencies.pop()
 
 
 def unknown_products(lines: list[Line], missing: set[str]) -> InvalidArgumentError:

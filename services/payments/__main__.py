@@ -25,6 +25,7 @@ def wire(platform: Platform) -> ServiceParts:
         ],
         subscriptions=handlers.subscriptions(),
         background=[worker.run],
+        on_close=[paygate.close],
     )
 
 

@@ -78,5 +78,8 @@ class AuthorizationWorker:
                 await self._provider.void(key)
             except DependencyUnavailableError:
                 return  # still down; the next round tries again
+            except Exception as error:  # the provider refused the void: keep it, say why
+                log.error("provider_void_refused", order_id=key, error=repr(error))
+                return
             await self._db.write(partial(store.remove_pending_void, key=key))
             log.info("provider_void_confirmed", order_id=key)

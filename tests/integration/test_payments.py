@@ -109,8 +109,9 @@ async def test_declines_carry_their_reason(payments: Stub, nats_client: Client) 
     await send(nats_client, authorize("ord_big", 50_000))
     await send(nats_client, authorize("ord_who", 100, customer="nobody"))
     await send(nats_client, authorize("ord_eur", 100, currency="EUR"))
+    await send(nats_client, authorize("ord_zero", 0))
     reasons = {}
-    for order_id in ("ord_big", "ord_who", "ord_eur"):
+    for order_id in ("ord_big", "ord_who", "ord_eur", "ord_zero"):
         [declined] = await watcher.wait_for(events_pb2.PaymentDeclined, order_id)
         reasons[order_id] = declined.reason
         assert declined.message
@@ -118,6 +119,7 @@ async def test_declines_carry_their_reason(payments: Stub, nats_client: Client) 
         "ord_big": payments_pb2.DECLINE_REASON_INSUFFICIENT_CREDIT,
         "ord_who": payments_pb2.DECLINE_REASON_UNKNOWN_CUSTOMER,
         "ord_eur": payments_pb2.DECLINE_REASON_CURRENCY_MISMATCH,
+        "ord_zero": payments_pb2.DECLINE_REASON_INVALID_AMOUNT,
     }
     assert await available(payments) == 10_000
 

@@ -68,6 +68,13 @@ def test_validation_collects_every_violation() -> None:
     }
 
 
+def test_free_or_unpayable_orders_are_refused() -> None:
+    with pytest.raises(FailedPreconditionError, match="not payable"):
+        domain.priced([Line("a", 3)], {"a": (0, "USD")})
+    with pytest.raises(FailedPreconditionError, match="not payable"):
+        domain.priced([Line("a", 1000)], {"a": (10**10, "USD")})
+
+
 def test_mixed_currencies_are_refused() -> None:
     with pytest.raises(FailedPreconditionError):
         domain.priced([Line("a", 1), Line("b", 1)], {"a": (1, "USD"), "b": (1, "EUR")})
