@@ -39,7 +39,13 @@ def wire(platform: Platform) -> ServiceParts:
         ],
         subscriptions=handlers.subscriptions(orders),
         background=[
-            partial(watch_saga_deadlines, platform.db, orders, settings.saga_poll_interval_s)
+            partial(
+                watch_saga_deadlines,
+                platform.db,
+                orders,
+                settings.saga_poll_interval_s,
+                settings.cancellation_alert_s,
+            )
         ],
         on_close=[inventory.close],
     )

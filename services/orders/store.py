@@ -163,6 +163,13 @@ def view(conn: Connection, order_id: str) -> Order | None:
     return load_order_state(row["state"]) if row else None
 
 
+def stuck_cancellations(conn: Connection, updated_before: float) -> list[Order]:
+    """Orders CANCELLING since before `updated_before`: inventory or payments never answered."""
+    rows = conn.execute("SELECT state FROM order_views WHERE status = 'CANCELLING'")
+    orders = [load_order_state(row["state"]) for row in rows]
+    return [o for o in orders if o.update_time < updated_before]
+
+
 def list_orders(
     conn: Connection, customer_id: str, after: tuple[float, str] | None, limit: int
 ) -> list[Order]:

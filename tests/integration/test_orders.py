@@ -3,6 +3,7 @@ end, the cancellation choreography, idempotency, history and temporal queries.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -218,3 +219,42 @@ async def test_payments_silence_times_out_into_a_rejection(
         assert order.status == S.ORDER_STATUS_REJECTED
         assert "timed out waiting for payments" in order.rejection_reason
         assert (await shop.stock(product)).stock_reserved == 0
+
+
+async def test_cancellation_waits_for_payments_and_is_reported_while_it_waits(
+    services: ServiceRunner, topology: Topology
+) -> None:
+    services.start("inventory")
+    payments = services.start("payments")
+    orders = services.start(
+        "orders",
+        env={
+            "CONCORD_ORDERS_CANCELLATION_ALERT_S": "0.5",
+            "CONCORD_ORDERS_SAGA_POLL_INTERVAL_S": "0.2",
+        },
+    )
+    async with shop_client(topology) as shop:
+        product = await shop.product(stock=5, price_minor=1_000)
+        await shop.account("lena", 10_000)
+        placed = await shop.place("lena", [(product, 1)])
+        await shop.settled("lena", placed.order_id)
+        payments.stop()
+        await shop.orders.CancelOrder(
+            pb.CancelOrderRequest(order_id=placed.order_id), timeout=T, metadata=as_customer("lena")
+        )
+
+        log_path = orders.process.log_path
+        for _ in range(200):
+            if "cancellation_overdue" in log_path.read_text():
+                break
+            await asyncio.sleep(0.05)
+        overdue = [
+            line for line in log_path.read_text().splitlines() if "cancellation_overdue" in line
+        ]
+        assert len(overdue) == 1 and placed.order_id in overdue[0]
+        assert (await shop.get("lena", placed.order_id)).status == S.ORDER_STATUS_CANCELLING
+
+        services.start("payments")  # the refund command waited in JetStream
+        order = await shop.settled("lena", placed.order_id, (S.ORDER_STATUS_CANCELLED,))
+        assert order.status == S.ORDER_STATUS_CANCELLED
+        assert (await shop.credit("lena")).available_minor == 10_000
