@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -48,6 +49,23 @@ async def stub(
         yield discovery_service_pb2_grpc.DiscoveryServiceStub(channel)
 
 
+@asynccontextmanager
+async def registered(registry: ConcordProcess, address: str) -> AsyncIterator[Registration]:
+    """A registration of `address` for SERVICE that the registry lists as live; stopped after."""
+    registration = Registration(client_settings(registry), address, "test", [SERVICE])
+    registration.start()
+    try:
+        await eventually(
+            lambda: live_addresses(registry.address, SERVICE),
+            lambda live: live == {address},
+            SETTLE_S,
+            "instance live",
+        )
+        yield registration
+    finally:
+        await registration.stop()
+
+
 async def test_registered_instances_become_live_and_deregister_on_stop(
     registry: ConcordProcess,
 ) -> None:
@@ -75,48 +93,29 @@ async def test_registered_instances_become_live_and_deregister_on_stop(
 async def test_not_serving_instance_is_dropped_though_alive_and_comes_back(
     registry: ConcordProcess,
 ) -> None:
-    async with health_server(SERVICE) as server:
-        registration = Registration(client_settings(registry), server.address, "test", [SERVICE])
-        registration.start()
-        try:
-            await eventually(
-                lambda: live_addresses(registry.address, SERVICE),
-                lambda live: live == {server.address},
-                SETTLE_S,
-                "instance live",
-            )
-            await server.set(SERVICE, serving=False)
-            await eventually(
-                lambda: live_addresses(registry.address, SERVICE),
-                lambda live: live == set(),
-                SETTLE_S,
-                "NOT_SERVING instance dropped",
-            )
-            listed = await instances(registry.address)
-            assert [i.health for i in listed] == [registry_pb2.HEALTH_STATUS_NOT_SERVING]
-            await server.set(SERVICE, serving=True)
-            await eventually(
-                lambda: live_addresses(registry.address, SERVICE),
-                lambda live: live == {server.address},
-                SETTLE_S,
-                "instance back once SERVING",
-            )
-        finally:
-            await registration.stop()
+    async with health_server(SERVICE) as server, registered(registry, server.address):
+        await server.set(SERVICE, serving=False)
+        await eventually(
+            lambda: live_addresses(registry.address, SERVICE),
+            lambda live: live == set(),
+            SETTLE_S,
+            "NOT_SERVING instance dropped",
+        )
+        listed = await instances(registry.address)
+        assert [i.health for i in listed] == [registry_pb2.HEALTH_STATUS_NOT_SERVING]
+        await server.set(SERVICE, serving=True)
+        await eventually(
+            lambda: live_addresses(registry.address, SERVICE),
+            lambda live: live == {server.address},
+            SETTLE_S,
+            "instance back once SERVING",
+        )
 
 
 async def test_stopped_instance_is_dropped_and_returns_on_restart(registry: ConcordProcess) -> None:
     async with health_server(SERVICE) as server:
         port = int(server.address.rsplit(":", 1)[1])
-        registration = Registration(client_settings(registry), server.address, "test", [SERVICE])
-        registration.start()
-        try:
-            await eventually(
-                lambda: live_addresses(registry.address, SERVICE),
-                lambda live: live == {server.address},
-                SETTLE_S,
-                "instance live",
-            )
+        async with registered(registry, server.address):
             await server.server.stop(0)
             await eventually(
                 lambda: live_addresses(registry.address, SERVICE),
@@ -131,35 +130,25 @@ async def test_stopped_instance_is_dropped_and_returns_on_restart(registry: Conc
                     SETTLE_S,
                     "restarted instance back",
                 )
-        finally:
-            await registration.stop()
 
 
 async def test_instances_register_again_after_a_registry_restart(
     registry: ConcordProcess,
 ) -> None:
-    async with health_server(SERVICE) as server:
-        registration = Registration(client_settings(registry), server.address, "test", [SERVICE])
-        registration.start()
-        try:
-            await eventually(
-                lambda: live_addresses(registry.address, SERVICE),
-                lambda live: live == {server.address},
-                SETTLE_S,
-                "instance live",
-            )
-            first_id = registration.instance_ids[SERVICE]
-            registry.kill()
-            await asyncio.to_thread(registry.start)
-            await eventually(
-                lambda: live_addresses(registry.address, SERVICE),
-                lambda live: live == {server.address},
-                SETTLE_S,
-                "instance registered again",
-            )
-            assert registration.instance_ids[SERVICE] != first_id
-        finally:
-            await registration.stop()
+    async with (
+        health_server(SERVICE) as server,
+        registered(registry, server.address) as registration,
+    ):
+        first_id = registration.instance_ids[SERVICE]
+        registry.kill()
+        await asyncio.to_thread(registry.start)
+        await eventually(
+            lambda: live_addresses(registry.address, SERVICE),
+            lambda live: live == {server.address},
+            SETTLE_S,
+            "instance registered again",
+        )
+        assert registration.instance_ids[SERVICE] != first_id
 
 
 async def test_registration_waits_in_the_background_for_a_registry_that_is_down(
