@@ -1,8 +1,9 @@
 """Maps domain errors to gRPC statuses with rich details, for every servicer at once.
 
-An interceptor wraps each unary handler: DomainError subclasses become their status code with
-google.rpc details (BadRequest field violations, ErrorInfo with a reason); anything unexpected
-is logged and becomes INTERNAL, so no client ever sees UNKNOWN with a Python traceback.
+An interceptor wraps each unary handler: it refuses a request that breaks a rule its contract
+declares (contract_rules) before the handler runs; DomainError subclasses become their status
+code with google.rpc details (BadRequest field violations, ErrorInfo with a reason); anything
+unexpected is logged and becomes INTERNAL, so no client ever sees UNKNOWN with a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from services.common import contract_rules
 from services.common.errors import (
     AlreadyExistsError,
     ConcurrencyConflictError,
@@ -132,6 +134,7 @@ def _wrap_unary(
                 grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid message: {request.error}"
             )
         try:
+            contract_rules.enforce(request)
             return await behavior(request, context)
         except DomainError as error:
             await context.abort_with_status(rpc_status.to_status(to_status(error)))

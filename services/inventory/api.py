@@ -15,11 +15,9 @@ from services.common.caller import Role, caller_of
 from services.common.database import Connection, Database
 from services.common.errors import AlreadyExistsError, NotFoundError
 from services.common.ids import new_id, new_message_id, now, timestamp
-from services.common.validation import Violations
 from services.inventory import store
-from services.inventory.domain import NewProduct, Product, Reservation, validate_adjustment
+from services.inventory.domain import NewProduct, Product, Reservation
 
-MAX_BATCH = 100
 SERVICE_NAME = inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
 
 
@@ -51,12 +49,6 @@ def reservation_pb(r: Reservation) -> inventory_pb2.Reservation:
     )
 
 
-def _require_id(value: str, field: str) -> None:
-    v = Violations()
-    v.text(value, field, max_len=64)
-    v.raise_if_any()
-
-
 class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -72,7 +64,6 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
             currency_code=request.currency_code,
             initial_stock=request.initial_stock,
         )
-        new.validate()
 
         def create(conn: Connection) -> Product:
             if store.sku_exists(conn, new.sku):
@@ -113,7 +104,6 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
     async def GetProduct(
         self, request: inventory_service_pb2.GetProductRequest, context: grpc.aio.ServicerContext
     ) -> inventory_service_pb2.GetProductResponse:
-        _require_id(request.product_id, "product_id")
         product = await self._db.read(lambda conn: store.get_product(conn, request.product_id))
         if product is None:
             raise NotFoundError("product", request.product_id)
@@ -125,11 +115,6 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> inventory_service_pb2.BatchGetProductsResponse:
         ids = list(request.product_ids)
-        v = Violations()
-        v.check(1 <= len(ids) <= MAX_BATCH, "product_ids", f"must name 1 to {MAX_BATCH} products")
-        for i, pid in enumerate(ids):
-            v.text(pid, f"product_ids[{i}]", max_len=64)
-        v.raise_if_any()
         found = await self._db.read(lambda conn: store.get_products(conn, sorted(set(ids))))
         missing = [pid for pid in ids if pid not in found]
         if missing:
@@ -154,7 +139,6 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
         self, request: inventory_service_pb2.AdjustStockRequest, context: grpc.aio.ServicerContext
     ) -> inventory_service_pb2.AdjustStockResponse:
         caller_of(context).require_role(Role.ADMIN)
-        validate_adjustment(request.product_id, request.delta, request.reason)
 
         def adjust(conn: Connection) -> Product:
             product = store.get_product(conn, request.product_id)
@@ -189,7 +173,6 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
         # Inventory cannot tell whose order a reservation serves, so customers (who see their
         # order's status in orders) may not read reservations; admins and internal callers may.
         caller_of(context).require_role(Role.ADMIN)
-        _require_id(request.order_id, "order_id")
         reservation = await self._db.read(
             lambda conn: store.get_reservation(conn, request.order_id)
         )

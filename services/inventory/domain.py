@@ -11,10 +11,6 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from services.common.errors import FailedPreconditionError
-from services.common.validation import Violations
-
-MAX_LINES = 50
-MAX_QUANTITY = 1_000_000
 
 
 class ReservationStatus(Enum):
@@ -76,28 +72,6 @@ class NewProduct:
     unit_price_minor: int
     currency_code: str
     initial_stock: int
-
-    def validate(self) -> None:
-        v = Violations()
-        v.text(self.sku, "sku", max_len=64)
-        v.text(self.name, "name", max_len=200)
-        v.check(self.unit_price_minor >= 0, "unit_price_minor", "must be zero or more")
-        v.currency(self.currency_code)
-        v.check(
-            0 <= self.initial_stock <= MAX_QUANTITY,
-            "initial_stock",
-            f"must be 0 to {MAX_QUANTITY}",
-        )
-        v.raise_if_any()
-
-
-def validate_adjustment(product_id: str, delta: int, reason: str) -> None:
-    v = Violations()
-    v.text(product_id, "product_id", max_len=64)
-    v.check(delta != 0, "delta", "must not be zero")
-    v.check(abs(delta) <= MAX_QUANTITY, "delta", f"must be within ±{MAX_QUANTITY}")
-    v.text(reason, "reason", max_len=500)
-    v.raise_if_any()
 
 
 def merge_lines(lines: list[StockLine]) -> tuple[StockLine, ...]:

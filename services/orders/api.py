@@ -16,7 +16,6 @@ from services.common.errors import (
     NotFoundError,
 )
 from services.common.ids import timestamp
-from services.common.validation import Violations
 from services.orders import domain, store
 from services.orders.application import Orders
 from services.orders.domain import Line, Order
@@ -62,12 +61,6 @@ def customer_of(context: grpc.aio.ServicerContext) -> str:
     return caller_of(context).require_customer()
 
 
-def _require_order_id(order_id: str) -> None:
-    v = Violations()
-    v.text(order_id, "order_id", max_len=64)
-    v.raise_if_any()
-
-
 def _order_position(position: list[str | int | float] | None) -> tuple[float, str] | None:
     """(create_time, order_id) of the last order of the previous page, from its token."""
     if position is None:
@@ -84,7 +77,6 @@ class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
         self._pricing = pricing
 
     async def _own_order(self, customer_id: str, order_id: str) -> Order:
-        _require_order_id(order_id)
         order = await self._db.read(lambda conn: store.load(conn, order_id))
         if order is None or order.customer_id != customer_id:
             raise NotFoundError(
@@ -97,7 +89,7 @@ class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
     ) -> orders_service_pb2.PlaceOrderResponse:
         customer_id = customer_of(context)
         lines = [Line(x.product_id, x.quantity) for x in request.lines]
-        domain.validate_new_order(lines, request.idempotency_key)
+        domain.validate_new_order(lines)
         key = request.idempotency_key
         if key:
             existing = await self._db.read(lambda conn: store.order_for_key(conn, customer_id, key))

@@ -17,10 +17,6 @@ from services.common.errors import FailedPreconditionError, FieldViolation, Inva
 from services.common.events import stamped
 from services.common.validation import Violations
 
-MAX_LINES = 50
-MAX_QUANTITY = 1000
-MAX_KEY_LEN = 128
-MAX_REASON_LEN = 500
 MAX_TOTAL_MINOR = 10**12
 """The most payments authorises at once (payments' MAX_AMOUNT_MINOR)."""
 
@@ -108,30 +104,18 @@ def replay(events: list[Message], state: Order | None = None) -> Order | None:
 # --- validation -------------------------------------------------------------------------
 
 
-def validate_new_order(lines: list[Line], idempotency_key: str) -> None:
+def validate_new_order(lines: list[Line]) -> None:
+    """What the contract cannot say: each product at most once. Counts, lengths and ranges are
+    rules on PlaceOrderRequest, enforced before this runs (services/common/contract_rules)."""
     v = Violations()
-    v.check(
-        1 <= len(lines) <= MAX_LINES, "lines", f"must hold 1 to {MAX_LINES} lines, got {len(lines)}"
-    )
     seen: set[str] = set()
-    for i, line in enumerate(lines[:MAX_LINES]):
-        if v.text(line.product_id, f"lines[{i}].product_id", max_len=64):
-            v.check(
-                line.product_id not in seen,
-                f"lines[{i}].product_id",
-                "appears twice; one line per product",
-            )
-            seen.add(line.product_id)
+    for i, line in enumerate(lines):
         v.check(
-            1 <= line.quantity <= MAX_QUANTITY,
-            f"lines[{i}].quantity",
-            f"must be 1 to {MAX_QUANTITY}, got {line.quantity}",
+            line.product_id not in seen,
+            f"lines[{i}].product_id",
+            "appears twice; one line per product",
         )
-    v.check(
-        len(idempotency_key) <= MAX_KEY_LEN,
-        "idempotency_key",
-        f"must be at most {MAX_KEY_LEN} characters",
-    )
+        seen.add(line.product_id)
     v.raise_if_any()
 
 
@@ -220,9 +204,6 @@ def reject(order: Order, reason: str, at: float) -> list[Message]:
 
 
 def request_cancellation(order: Order, reason: str, at: float) -> list[Message]:
-    v = Violations()
-    v.check(len(reason) <= MAX_REASON_LEN, "reason", f"must be at most {MAX_REASON_LEN} characters")
-    v.raise_if_any()
     if order.status is not OrderStatus.CONFIRMED:
         raise FailedPreconditionError(
             "ORDER_NOT_CANCELLABLE",

@@ -9,9 +9,8 @@ from services.common.caller import Role, caller_of
 from services.common.database import Connection, Database
 from services.common.errors import AlreadyExistsError, NotFoundError
 from services.common.ids import now, timestamp
-from services.common.validation import Violations
 from services.payments import store
-from services.payments.domain import Account, Payment, validate_new_account
+from services.payments.domain import Account, Payment
 
 SERVICE_NAME = payments_service_pb2.DESCRIPTOR.services_by_name["PaymentsService"].full_name
 
@@ -41,12 +40,6 @@ def payment_pb(p: Payment) -> payments_pb2.Payment:
     )
 
 
-def _require(value: str, field: str) -> None:
-    v = Violations()
-    v.text(value, field, max_len=128)
-    v.raise_if_any()
-
-
 class PaymentsApi(payments_service_pb2_grpc.PaymentsServiceServicer):
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -56,7 +49,6 @@ class PaymentsApi(payments_service_pb2_grpc.PaymentsServiceServicer):
     ) -> payments_service_pb2.OpenAccountResponse:
         # Opening an account grants credit: only admins (and internal callers) may.
         caller_of(context).require_role(Role.ADMIN)
-        validate_new_account(request.customer_id, request.credit_limit_minor, request.currency_code)
 
         def open_account(conn: Connection) -> Account:
             if store.get_account(conn, request.customer_id) is not None:
@@ -79,7 +71,6 @@ class PaymentsApi(payments_service_pb2_grpc.PaymentsServiceServicer):
     async def GetAccount(
         self, request: payments_service_pb2.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> payments_service_pb2.GetAccountResponse:
-        _require(request.customer_id, "customer_id")
         if not caller_of(context).may_read_customer(request.customer_id):
             raise NotFoundError("credit account", request.customer_id)
         account = await self._db.read(lambda conn: store.get_account(conn, request.customer_id))
@@ -90,7 +81,6 @@ class PaymentsApi(payments_service_pb2_grpc.PaymentsServiceServicer):
     async def GetPayment(
         self, request: payments_service_pb2.GetPaymentRequest, context: grpc.aio.ServicerContext
     ) -> payments_service_pb2.GetPaymentResponse:
-        _require(request.order_id, "order_id")
         caller = caller_of(context)
         payment = await self._db.read(lambda conn: store.get_payment(conn, request.order_id))
         if (

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from services.common.validation import Violations
-
 MAX_AMOUNT_MINOR = 10**12
 
 
@@ -72,18 +70,6 @@ class Payment:
 class Decline:
     reason: DeclineReason
     message: str
-
-
-def validate_new_account(customer_id: str, credit_limit_minor: int, currency_code: str) -> None:
-    v = Violations()
-    v.text(customer_id, "customer_id", max_len=128)
-    v.check(
-        0 <= credit_limit_minor <= MAX_AMOUNT_MINOR,
-        "credit_limit_minor",
-        f"must be 0 to {MAX_AMOUNT_MINOR}",
-    )
-    v.currency(currency_code)
-    v.raise_if_any()
 
 
 def authorisation_decline(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from concord.validate.v1 import rules_pb2
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
@@ -49,6 +50,7 @@ class Contracts:
         # Importing annotations_pb2 registers the google.api.http extension, so MethodOptions
         # parsed below carry it instead of an unknown field.
         assert annotations_pb2.http is not None
+        assert rules_pb2.rules is not None  # and the contract rules on fields
         files = descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
         contracts = cls()
         for file in files.file:

@@ -13,7 +13,14 @@ from typing import Any
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as FieldProto
 
 from tools.openapi.contracts import Binding, Contracts
-from tools.openapi.schemas import STATUS_SCHEMA, WELL_KNOWN, Schema, SchemaBuilder, ref
+from tools.openapi.schemas import (
+    STATUS_SCHEMA,
+    WELL_KNOWN,
+    Schema,
+    SchemaBuilder,
+    is_required,
+    ref,
+)
 
 _VARIABLE = re.compile(r"\{([^}=]+)(=[^}]*)?\}")
 _MAX_QUERY_DEPTH = 3
@@ -50,8 +57,16 @@ class DocumentBuilder:
     def operation(self, binding: Binding, index: int) -> dict[str, Any]:
         bound = path_fields(binding.path)
         request = self.contracts.messages[binding.request_type]
+        by_name = {f.name: f for f in request.field}
         parameters = [
-            {"name": camel(f), "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": camel(f),
+                "in": "path",
+                "required": True,
+                "schema": (
+                    self.schemas.single_schema(by_name[f]) if f in by_name else {"type": "string"}
+                ),
+            }
             for f in bound
         ]
         operation: dict[str, Any] = {
@@ -75,10 +90,7 @@ class DocumentBuilder:
             operation["parameters"] = parameters
         operation["responses"] = {
             "200": {"description": "OK", **_json_body(self.response_schema(binding))},
-            "default": {
-                "description": "An error as google.rpc.Status; the HTTP status follows its code.",
-                **_json_body(ref("google.rpc.Status")),
-            },
+            **error_responses(has_body="requestBody" in operation),
         }
         return operation
 
@@ -109,7 +121,7 @@ class DocumentBuilder:
         parameter: dict[str, Any] = {
             "name": name,
             "in": "query",
-            "required": False,
+            "required": is_required(fld),
             "schema": self.schemas.field_schema(owner, fld),
         }
         if fld.label == FieldProto.LABEL_REPEATED:
@@ -149,6 +161,30 @@ class DocumentBuilder:
 
     def _comment(self, service: str) -> str:
         return self.contracts.comments.get(f".{service}", "")
+
+
+# What each error status means; every error body is a google.rpc.Status as JSON, from a service
+# (its gRPC code mapped to HTTP by the transcoder) or from Envoy itself (docs/gateway.md).
+ERROR_STATUSES: dict[str, str] = {
+    "400": "The request breaks a rule of its contract (details name each field), its JSON does "
+    "not parse, or the state does not allow it (FAILED_PRECONDITION).",
+    "401": "No token, or a token that is not valid, expired or without a subject.",
+    "403": "The token's roles do not allow this operation.",
+    "404": "No such resource for this customer, or no such route.",
+    "409": "The resource already exists, or a concurrent change came first (ABORTED).",
+    "413": "The request body is larger than the gateway accepts.",
+    "429": "Too many requests; retry after the `retry-after` header's seconds.",
+    "503": "A service this call needs is unavailable or its breaker is open; retry later.",
+    "504": "The call did not finish within the gateway's deadline.",
+}
+
+
+def error_responses(*, has_body: bool) -> dict[str, Any]:
+    return {
+        code: {"description": text, **_json_body(ref("google.rpc.Status"))}
+        for code, text in ERROR_STATUSES.items()
+        if has_body or code != "413"
+    }
 
 
 def _json_body(schema: Schema) -> dict[str, Any]:

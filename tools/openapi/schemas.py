@@ -2,12 +2,19 @@
 
 Field names are lowerCamelCase (json_name), enums are their value names, 64-bit integers are
 strings, Timestamps RFC 3339 strings: exactly what the transcoder's print_options produce.
+
+A field's contract rules (`concord.validate.v1.rules`, enforced by the services through
+services/common/contract_rules.py) become JSON Schema keywords here, so the document refuses
+exactly what the services refuse. A 64-bit integer whose rules bound it within JSON's exact
+integer range (±2^53) is published as a JSON integer with its bounds, which the transcoder
+accepts as readily as a string; an unbounded one stays a string.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from concord.validate.v1 import rules_pb2
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto as FieldProto
 
 from tools.openapi.contracts import Contracts
@@ -55,6 +62,25 @@ WELL_KNOWN: dict[str, Schema] = {
     ".google.protobuf.DoubleValue": {"type": "number", "format": "double", "nullable": True},
 }
 
+_INT64_TYPES = frozenset(
+    {
+        FieldProto.TYPE_INT64,
+        FieldProto.TYPE_SINT64,
+        FieldProto.TYPE_SFIXED64,
+        FieldProto.TYPE_UINT64,
+        FieldProto.TYPE_FIXED64,
+    }
+)
+_INTEGER_TYPES = _INT64_TYPES | {
+    FieldProto.TYPE_INT32,
+    FieldProto.TYPE_SINT32,
+    FieldProto.TYPE_SFIXED32,
+    FieldProto.TYPE_UINT32,
+    FieldProto.TYPE_FIXED32,
+}
+_JSON_SAFE_INTEGER = 2**53 - 1
+_NOT_BLANK = r"\S"
+
 # Every error body, from a service or from Envoy itself.
 STATUS_SCHEMA: Schema = {
     "type": "object",
@@ -66,6 +92,23 @@ STATUS_SCHEMA: Schema = {
     },
     "required": ["code", "message"],
 }
+
+
+def rules_of(fld: FieldProto) -> rules_pb2.FieldRules | None:
+    """The field's contract rules, or None when it declares none."""
+    if not fld.options.HasExtension(rules_pb2.rules):
+        return None
+    return fld.options.Extensions[rules_pb2.rules]
+
+
+def is_required(fld: FieldProto) -> bool:
+    """A client must send the field: its rules refuse the value an omitted field takes."""
+    rules = rules_of(fld)
+    if rules is None:
+        return False
+    if fld.label == FieldProto.LABEL_REPEATED:
+        return rules.min_items > 0
+    return rules.required
 
 
 def component_name(full_name: str) -> str:
@@ -101,6 +144,9 @@ class SchemaBuilder:
             if f.name not in exclude
         }
         schema: Schema = {"type": "object", "properties": properties}
+        required = [f.json_name for f in message.field if f.name not in exclude and is_required(f)]
+        if required:
+            schema["required"] = required
         description = self.contracts.comments.get(full_name)
         if description:
             schema["description"] = description
@@ -115,8 +161,20 @@ class SchemaBuilder:
             }
         elif fld.label == FieldProto.LABEL_REPEATED:
             schema = {"type": "array", "items": self.single_schema(fld)}
+            rules = rules_of(fld)
+            if rules is not None and rules.HasField("min_items"):
+                schema["minItems"] = rules.min_items
+            if rules is not None and rules.HasField("max_items"):
+                schema["maxItems"] = rules.max_items
         else:
             schema = self.single_schema(fld)
+            if fld.type == FieldProto.TYPE_MESSAGE and not is_required(fld):
+                # proto3 JSON reads null as "not set" for a message field.
+                schema = (
+                    {"allOf": [schema], "nullable": True}
+                    if "$ref" in schema
+                    else {**schema, "nullable": True}
+                )
         description = self.contracts.comments.get(f"{owner}.{fld.name}")
         if description:
             # Siblings of $ref are ignored in OpenAPI 3.0, so wrap a reference to describe it.
@@ -131,11 +189,20 @@ class SchemaBuilder:
         return schema
 
     def single_schema(self, fld: FieldProto) -> Schema:
+        """One value of the field (an item, if repeated), with its rules."""
         if fld.type == FieldProto.TYPE_MESSAGE:
             return self.message_ref(fld.type_name)
         if fld.type == FieldProto.TYPE_ENUM:
             return self.enum_ref(fld.type_name)
-        return dict(_SCALARS[fld.type])
+        schema = dict(_SCALARS[fld.type])
+        rules = rules_of(fld)
+        if rules is None:
+            return schema
+        if fld.type == FieldProto.TYPE_STRING:
+            return {**schema, **_string_keywords(rules)}
+        if fld.type in _INTEGER_TYPES:
+            return _integer_schema(schema, fld.type, rules)
+        return schema
 
     def enum_ref(self, full_name: str) -> Schema:
         name = component_name(full_name)
@@ -151,3 +218,37 @@ class SchemaBuilder:
     def _is_map(self, fld: FieldProto) -> bool:
         entry = self.contracts.messages.get(fld.type_name)
         return entry is not None and entry.options.map_entry
+
+
+def _string_keywords(rules: rules_pb2.FieldRules) -> Schema:
+    keywords: Schema = {}
+    if rules.HasField("min_len") or rules.required:
+        keywords["minLength"] = rules.min_len if rules.HasField("min_len") else 1
+    if rules.HasField("max_len"):
+        keywords["maxLength"] = rules.max_len
+    if rules.pattern:
+        keywords["pattern"] = rules.pattern
+    elif rules.required:
+        keywords["pattern"] = _NOT_BLANK
+    return keywords
+
+
+def _integer_schema(schema: Schema, kind: int, rules: rules_pb2.FieldRules) -> Schema:
+    low = rules.gte if rules.HasField("gte") else None
+    high = rules.lte if rules.HasField("lte") else None
+    bounded = (
+        low is not None
+        and high is not None
+        and low >= -_JSON_SAFE_INTEGER
+        and high <= _JSON_SAFE_INTEGER
+    )
+    if kind in _INT64_TYPES and not bounded:
+        return schema  # stays a string: a JSON number could not carry it exactly
+    keywords: Schema = {"type": "integer", "format": schema.get("format", "int64")}
+    if low is not None:
+        keywords["minimum"] = low
+    if high is not None:
+        keywords["maximum"] = high
+    if rules.required:
+        keywords["not"] = {"enum": [0]}
+    return keywords
