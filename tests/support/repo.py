@@ -13,3 +13,11 @@ def repo_path(relative: str) -> Path:
             f"{relative} is not in {REPO_ROOT} (missing from the target's data?)"
         )
     return path
+
+
+def built(relative: str) -> Path:
+    """A Bazel output: in runfiles under `bazel test`, in bazel-bin/ under plain pytest."""
+    for candidate in (REPO_ROOT / relative, REPO_ROOT / "bazel-bin" / relative):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{relative}: run `make build` or add it to the target's data")

@@ -7,14 +7,13 @@ annotated RPC that the generator drops, or a new public service nobody listed, f
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
-from tests.support.repo import REPO_ROOT, repo_path
+from tests.support.repo import built, repo_path
 from tools.devstack.gateway import public_services
 from tools.openapi.contracts import Contracts
 from tools.openapi.document import DocumentBuilder, camel, openapi_path, path_fields
@@ -23,14 +22,6 @@ VERBS = ("get", "put", "post", "delete", "patch")
 # The shop's bounded contexts are the public API; platform packages (concord.registry, ...)
 # and everything else stay behind the gateway.
 PUBLIC_PACKAGE_PREFIX = "shop."
-
-
-def built(relative: str) -> Path:
-    """A Bazel output: in runfiles under `bazel test`, in bazel-bin/ under plain pytest."""
-    for candidate in (REPO_ROOT / relative, REPO_ROOT / "bazel-bin" / relative):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"{relative}: run `make build` or add it to the target's data")
 
 
 @pytest.fixture(scope="module")
