@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from services.common.database import Connection
 from services.common.errors import ConcurrencyConflictError
+from services.common.events import metadata_of
 from services.common.messages import decode
 
 MIGRATIONS = [
@@ -59,10 +60,11 @@ def append(conn: Connection, stream_id: str, expected_version: int, events: list
     version = expected_version
     for event in events:
         version += 1
-        if int(getattr(event, "version", version)) != version:
+        meta = metadata_of(event)
+        if meta.version != version:
             raise ValueError(
-                f"event {type(event).__name__} carries version {event.version}, expected {version}"
-            )  # type: ignore[attr-defined]
+                f"event {type(event).__name__} carries version {meta.version}, expected {version}"
+            )
         try:
             conn.execute(
                 "INSERT INTO events (stream_id, version, event_id, type_name, payload, occur_time)"
@@ -70,10 +72,10 @@ def append(conn: Connection, stream_id: str, expected_version: int, events: list
                 (
                     stream_id,
                     version,
-                    event.event_id,  # type: ignore[attr-defined]
+                    meta.event_id,
                     event.DESCRIPTOR.full_name,
                     event.SerializeToString(),
-                    event.occur_time.ToNanoseconds() / 1e9,  # type: ignore[attr-defined]
+                    meta.occur_time,
                 ),
             )
         except sqlite3.IntegrityError as exc:

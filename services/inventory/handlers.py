@@ -41,9 +41,7 @@ E = TypeVar("E", bound=Message)
 
 
 def _stamped(event: E, r: Reservation, causation_id: str) -> E:
-    return stamped(
-        event, r.update_time, order_id=r.order_id, version=r.version, causation_id=causation_id
-    )
+    return stamped(event, r.update_time, r.order_id, r.version, causation_id=causation_id)
 
 
 def _answer_current(conn: Connection, r: Reservation, causation_id: str) -> None:

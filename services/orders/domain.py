@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 from shop.orders.v1 import events_pb2 as ev
 
 from services.common.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
-from services.common.events import stamped
+from services.common.events import metadata_of, stamped
 from services.common.validation import Violations
 
 MAX_TOTAL_MINOR = 10**12
@@ -57,8 +57,8 @@ class Order:
 
 def evolve(state: Order | None, event: Message) -> Order:
     """Applies one event; the only place an order's state changes."""
-    at = event.occur_time.ToNanoseconds() / 1e9  # type: ignore[attr-defined]
-    version = int(event.version)  # type: ignore[attr-defined]
+    meta = metadata_of(event)
+    at, version = meta.occur_time, meta.version
     if isinstance(event, ev.OrderPlaced):
         lines = tuple(Line(x.product_id, x.quantity, x.unit_price_minor) for x in event.lines)
         return Order(
@@ -174,12 +174,12 @@ def place(
             for x in lines
         ],
     )
-    return [stamped(placed, at, order_id=order_id, version=1)]
+    return [stamped(placed, at, aggregate_id=order_id, version=1)]
 
 
 def _next(order: Order, at: float, *events: Message) -> list[Message]:
     return [
-        stamped(e, at, order_id=order.order_id, version=order.version + i + 1)
+        stamped(e, at, aggregate_id=order.order_id, version=order.version + i + 1)
         for i, e in enumerate(events)
     ]
 

@@ -12,6 +12,7 @@ from shop.orders.v1 import events_pb2 as ev
 
 from services.common import eventstore
 from services.common.database import Connection
+from services.common.events import metadata_of
 from services.orders.domain import Line, Order, OrderStatus, evolve, replay
 from services.orders.saga import Saga, SagaStep
 
@@ -102,7 +103,7 @@ def save(
             raise ValueError("nothing to save")
         return order
     old_version = order.version if order else 0
-    order_id = events[0].order_id  # type: ignore[attr-defined]
+    order_id = metadata_of(events[0]).aggregate_id
     eventstore.append(conn, stream_id(order_id), old_version, events)
     state = order
     for event in events:
@@ -143,7 +144,7 @@ def rebuild_read_models(conn: Connection) -> tuple[int, int]:
     states: dict[str, Order] = {}
     count = 0
     for event in eventstore.read_all(conn):
-        order_id = event.order_id  # type: ignore[attr-defined]
+        order_id = metadata_of(event).aggregate_id
         states[order_id] = evolve(states.get(order_id), event)
         project(conn, states[order_id], event)
         count += 1

@@ -29,7 +29,6 @@ def _stage_outcome(conn: Connection, p: Payment, causation_id: str) -> None:
     A PENDING payment has no answer yet: the authorisation worker sends it."""
     if p.status is PaymentStatus.PENDING:
         return
-    common = {"order_id": p.order_id, "version": p.version, "causation_id": causation_id}
     if p.status is PaymentStatus.DECLINED:
         reason = f"DECLINE_REASON_{p.decline_reason.value}" if p.decline_reason else None
         event: Message = events_pb2.PaymentDeclined(reason=reason, message=p.decline_message)
@@ -42,7 +41,9 @@ def _stage_outcome(conn: Connection, p: Payment, causation_id: str) -> None:
         event = events_pb2.PaymentAuthorized(
             customer_id=p.customer_id, amount_minor=p.amount_minor, currency_code=p.currency_code
         )
-    outbox.stage(conn, stamped(event, p.update_time, **common))
+    outbox.stage(
+        conn, stamped(event, p.update_time, p.order_id, p.version, causation_id=causation_id)
+    )
 
 
 def authorize_payment(conn: Connection, cmd: commands_pb2.AuthorizePayment) -> None:
@@ -127,7 +128,7 @@ def void_payment(conn: Connection, cmd: commands_pb2.VoidPayment) -> None:
         stamped(
             events_pb2.PaymentVoided(amount_minor=returned, reason=cmd.reason),
             at,
-            order_id=cmd.order_id,
+            aggregate_id=cmd.order_id,
             version=voided.version,
             causation_id=cmd.command_id,
         ),
@@ -158,7 +159,7 @@ def capture_payment(conn: Connection, cmd: commands_pb2.CapturePayment) -> None:
         stamped(
             events_pb2.PaymentCaptured(amount_minor=captured.amount_minor),
             at,
-            order_id=cmd.order_id,
+            aggregate_id=cmd.order_id,
             version=captured.version,
             causation_id=cmd.command_id,
         ),
@@ -188,7 +189,7 @@ def on_order_cancellation_requested(
         stamped(
             events_pb2.PaymentRefunded(amount_minor=refunded),
             at,
-            order_id=event.order_id,
+            aggregate_id=event.order_id,
             version=version,
             causation_id=event.event_id,
         ),
