@@ -1,6 +1,8 @@
 """The one way to make a synchronous call to another service: a deadline on every call, a
 circuit breaker per callee (breaker.py), retries with jittered backoff only for idempotent
-calls, and the callee's address from a resolver.
+calls, and the callee's address from a resolver. Calls go through the callee's generated stub
+(`client.call(lambda inventory: inventory.BatchGetProducts, request)`), never a method-path
+string, so a renamed RPC breaks the build rather than a call at run time.
 
 Failures that say the callee is unhealthy (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
 INTERNAL, UNKNOWN, cancellation) count against the breaker and become DependencyUnavailableError
@@ -14,7 +16,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -23,6 +25,9 @@ from services.common.breaker import Breaker, BreakerOpenError
 from services.common.errors import DependencyUnavailableError
 
 R = TypeVar("R", bound=Message)
+S = TypeVar("S")
+Method = Callable[[S], Callable[..., Any]]
+"""Picks the RPC to call from the callee's stub: `lambda inventory: inventory.GetProduct`."""
 
 UNHEALTHY_CODES = frozenset(
     {
@@ -66,13 +71,21 @@ def unhealthy(error: BaseException) -> bool:
     return isinstance(error, grpc.aio.AioRpcError) and error.code() in UNHEALTHY_CODES
 
 
-class ServiceClient:
-    """Calls one callee's unary RPCs through its breaker, with a deadline."""
+class ServiceClient(Generic[S]):
+    """Calls one callee's unary RPCs through its breaker, with a deadline; `stub` is the
+    callee's generated stub class (`InventoryServiceStub`)."""
 
-    def __init__(self, callee: str, resolver: Resolver, policy: CallPolicy) -> None:
+    def __init__(
+        self,
+        callee: str,
+        resolver: Resolver,
+        policy: CallPolicy,
+        stub: Callable[[grpc.aio.Channel], S],
+    ) -> None:
         self.callee = callee
         self._resolver = resolver
         self._policy = policy
+        self._new_stub = stub
         self.breaker = Breaker(
             callee,
             policy.breaker_fail_max,
@@ -80,42 +93,35 @@ class ServiceClient:
             policy.breaker_half_open_max_calls,
         )
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, S] = {}
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        if address not in self._channels:
+    def _stub(self, address: str) -> S:
+        if address not in self._stubs:
             self._channels[address] = grpc.aio.insecure_channel(address)
-        return self._channels[address]
+            self._stubs[address] = self._new_stub(self._channels[address])
+        return self._stubs[address]
 
     async def _once(
-        self,
-        method: str,
-        request: Message,
-        response_type: type[R],
-        metadata: tuple[tuple[str, str], ...],
-    ) -> R:
+        self, method: Method[S], request: Message, metadata: tuple[tuple[str, str], ...]
+    ) -> Any:
         address = await self._resolver.resolve()
-        rpc: Callable[..., grpc.aio.UnaryUnaryCall] = self._channel(address).unary_unary(
-            method,
-            request_serializer=type(request).SerializeToString,
-            response_deserializer=response_type.FromString,
-        )
-        return await rpc(request, timeout=self._policy.deadline_s, metadata=metadata)  # type: ignore[no-any-return]
+        rpc = method(self._stub(address))
+        return await rpc(request, timeout=self._policy.deadline_s, metadata=metadata)
 
     async def call(
         self,
-        method: str,
+        method: Method[S],
         request: Message,
-        response_type: type[R],
         metadata: tuple[tuple[str, str], ...] = (),
         idempotent: bool = False,
-    ) -> R:
-        """Calls `/package.Service/Method`. Idempotent calls are retried on unhealthy answers,
-        with jittered exponential backoff, up to `retry_max_attempts` in all."""
+    ) -> Any:
+        """Calls the RPC `method` picks from the stub. Idempotent calls are retried on unhealthy
+        answers, with jittered exponential backoff, up to `retry_max_attempts` in all."""
         attempts = self._policy.retry_max_attempts if idempotent else 1
         for attempt in range(1, attempts + 1):
             try:
                 return await self.breaker.call(
-                    lambda: self._once(method, request, response_type, metadata),
+                    lambda: self._once(method, request, metadata),
                     is_failure=unhealthy,
                 )
             except BreakerOpenError as error:
@@ -140,3 +146,4 @@ class ServiceClient:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+        self._stubs.clear()

@@ -117,10 +117,11 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
         ids = list(request.product_ids)
         found = await self._db.read(lambda conn: store.get_products(conn, sorted(set(ids))))
         missing = [pid for pid in ids if pid not in found]
-        if missing:
+        if missing and not request.allow_missing:
             raise NotFoundError("products", ", ".join(missing))
         return inventory_service_pb2.BatchGetProductsResponse(
-            products=[product_pb(found[pid]) for pid in ids]
+            products=[product_pb(found[pid]) for pid in ids if pid in found],
+            missing_product_ids=missing,
         )
 
     async def ListProducts(

@@ -3,6 +3,7 @@
 from functools import partial
 
 from shop.inventory.v1 import inventory_service_pb2
+from shop.inventory.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from shop.orders.v1 import orders_service_pb2_grpc
 
 from services.common.clients import ServiceClient
@@ -22,7 +23,10 @@ def wire(platform: Platform) -> ServiceParts:
     settings = OrdersSettings.from_env()
     orders = Orders(OrdersConfig(settings.snapshot_every, settings.step_timeout_s))
     inventory = ServiceClient(
-        "inventory", platform.resolver.for_service(INVENTORY_SERVICE), settings.pricing
+        "inventory",
+        platform.resolver.for_service(INVENTORY_SERVICE),
+        settings.pricing,
+        InventoryServiceStub,
     )
     return ServiceParts(
         servicers=[

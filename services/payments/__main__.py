@@ -1,5 +1,6 @@
 """Starts the payments service: `python -m services.payments` (or the Bazel py_binary)."""
 
+from paygate.v1.paygate_pb2_grpc import PaymentGatewayServiceStub
 from shop.payments.v1 import payments_service_pb2_grpc
 
 from services.common.clients import ServiceClient, StaticResolver
@@ -13,7 +14,12 @@ from services.payments.settings import PaymentsSettings
 
 def wire(platform: Platform) -> ServiceParts:
     settings = PaymentsSettings.from_env()
-    paygate = ServiceClient("paygate", StaticResolver(settings.provider_address), settings.provider)
+    paygate = ServiceClient(
+        "paygate",
+        StaticResolver(settings.provider_address),
+        settings.provider,
+        PaymentGatewayServiceStub,
+    )
     worker = AuthorizationWorker(platform.db, PayGate(paygate), settings.provider_poll_interval_s)
     return ServiceParts(
         servicers=[

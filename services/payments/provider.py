@@ -13,11 +13,10 @@ from typing import Protocol
 
 import grpc
 from paygate.v1 import paygate_pb2 as pb
+from paygate.v1.paygate_pb2_grpc import PaymentGatewayServiceStub
 
 from services.common.clients import ServiceClient
 from services.common.errors import DependencyUnavailableError
-
-SERVICE = "/paygate.v1.PaymentGatewayService/"
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class PaymentProvider(Protocol):
 
 
 class PayGate:
-    def __init__(self, client: ServiceClient) -> None:
+    def __init__(self, client: ServiceClient[PaymentGatewayServiceStub]) -> None:
         self._client = client
 
     async def authorize(
@@ -52,8 +51,8 @@ class PayGate:
             currency_code=currency_code,
         )
         try:
-            reply = await self._client.call(
-                SERVICE + "Authorize", request, pb.AuthorizeResponse, idempotent=True
+            reply: pb.AuthorizeResponse = await self._client.call(
+                lambda paygate: paygate.Authorize, request, idempotent=True
             )
             return _answer(reply.authorization)
         except DependencyUnavailableError as error:
@@ -62,10 +61,9 @@ class PayGate:
     async def _resolve_unknown(self, key: str, why: str) -> ProviderAnswer:
         """The outcome is unknown: look it up; if the provider cannot say, void it."""
         try:
-            reply = await self._client.call(
-                SERVICE + "GetAuthorization",
+            reply: pb.GetAuthorizationResponse = await self._client.call(
+                lambda paygate: paygate.GetAuthorization,
                 pb.GetAuthorizationRequest(idempotency_key=key),
-                pb.GetAuthorizationResponse,
                 idempotent=True,
             )
             return _answer(reply.authorization)
@@ -86,7 +84,7 @@ class PayGate:
     async def void(self, key: str) -> None:
         """Raises DependencyUnavailableError when the void could not be made (retry later)."""
         await self._client.call(
-            SERVICE + "Void", pb.VoidRequest(idempotency_key=key), pb.VoidResponse, idempotent=True
+            lambda paygate: paygate.Void, pb.VoidRequest(idempotency_key=key), idempotent=True
         )
 
 

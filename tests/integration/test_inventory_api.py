@@ -82,6 +82,20 @@ async def test_batch_get_prices_in_the_order_asked(inventory: Stub) -> None:
     assert [p.unit_price_minor for p in reply.products] == [200, 100]
 
 
+async def test_batch_get_with_allow_missing_lists_unknown_ids_in_the_response(
+    inventory: Stub,
+) -> None:
+    known = (await inventory.CreateProduct(product_request(sku="K"), timeout=T)).product
+    reply = await inventory.BatchGetProducts(
+        pb.BatchGetProductsRequest(
+            product_ids=["prd_x", known.product_id, "prd_y"], allow_missing=True
+        ),
+        timeout=T,
+    )
+    assert [p.product_id for p in reply.products] == [known.product_id]
+    assert list(reply.missing_product_ids) == ["prd_x", "prd_y"]
+
+
 async def test_duplicate_sku_is_already_exists(inventory: Stub) -> None:
     await inventory.CreateProduct(product_request(), timeout=T)
     with pytest.raises(grpc.aio.AioRpcError) as err:

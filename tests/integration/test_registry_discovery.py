@@ -12,7 +12,7 @@ import grpc
 import pytest
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc, registry_pb2
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from services.common.clients import CallPolicy, ServiceClient
@@ -194,12 +194,12 @@ async def test_resolver_round_robins_feeds_service_clients_and_says_when_none_is
             assert picked[0] != picked[1] and picked[0] == picked[2]
             with pytest.raises(DependencyUnavailableError, match="no live instance"):
                 await resolver.address("shop.payments.v1.PaymentsService")
-            client = ServiceClient("inventory", resolver.for_service(SERVICE), CALL_POLICY)
+            client = ServiceClient(
+                "inventory", resolver.for_service(SERVICE), CALL_POLICY, health_pb2_grpc.HealthStub
+            )
             try:
                 reply = await client.call(
-                    "/grpc.health.v1.Health/Check",
-                    health_pb2.HealthCheckRequest(service=SERVICE),
-                    health_pb2.HealthCheckResponse,
+                    lambda health: health.Check, health_pb2.HealthCheckRequest(service=SERVICE)
                 )
             finally:
                 await client.close()
