@@ -68,20 +68,18 @@ def _require_order_id(order_id: str) -> None:
     v.raise_if_any()
 
 
-def _order_position(position: list[str | int | float] | None) -> tuple[float, str] | None:
-    """(create_time, order_id) of the last order of the previous page, from its token."""
-    if position is None:
-        return None
-    if len(position) == 2 and isinstance(position[0], int | float) and isinstance(position[1], str):
-        return float(position[0]), position[1]
-    raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
+ORDER_POSITION = (float, str)
+"""A ListOrders page token holds (create_time, order_id) of the page's last order."""
 
 
 class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, db: Database, orders: Orders, pricing: Pricing) -> None:
+    def __init__(
+        self, db: Database, orders: Orders, pricing: Pricing, page_tokens: paging.PageTokens
+    ) -> None:
         self._db = db
         self._orders = orders
         self._pricing = pricing
+        self._page_tokens = page_tokens
 
     async def _own_order(self, customer_id: str, order_id: str) -> Order:
         _require_order_id(order_id)
@@ -148,15 +146,15 @@ class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
     ) -> orders_service_pb2.ListOrdersResponse:
         customer_id = customer_of(context)
         size = paging.page_size(request.page_size)
-        position = paging.decode_token(request.page_token)
-        after = _order_position(position)
+        position = self._page_tokens.decode(request.page_token, ORDER_POSITION)
+        after = (float(position[0]), str(position[1])) if position else None
         page = await self._db.read(
             lambda conn: store.list_orders(conn, customer_id, after, size + 1)
         )
         token = ""
         if len(page) > size:
             last = page[size - 1]
-            token = paging.encode_token([last.create_time, last.order_id])
+            token = self._page_tokens.encode((last.create_time, last.order_id))
         return orders_service_pb2.ListOrdersResponse(
             orders=[order_pb(o) for o in page[:size]], next_page_token=token
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 
 import grpc
@@ -138,6 +139,9 @@ async def test_bad_page_arguments_are_invalid(inventory: Stub) -> None:
     for request in (
         pb.ListProductsRequest(page_size=1000),
         pb.ListProductsRequest(page_token="!!not-a-token"),
+        # the old unsigned format, base64 of a JSON position: a position anyone could forge
+        pb.ListProductsRequest(page_token=base64.urlsafe_b64encode(b'["prd_a"]').decode()),
+        pb.ListProductsRequest(page_token=base64.urlsafe_b64encode(b"[NaN]").decode()),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await inventory.ListProducts(request, timeout=T)
