@@ -16,7 +16,7 @@ from services.common.errors import (
     NotFoundError,
 )
 from services.common.ids import timestamp
-from services.common.validation import Violations
+from services.common.validation import Violations, check_timestamp
 from services.orders import domain, store
 from services.orders.application import Orders
 from services.orders.domain import Line, Order
@@ -117,6 +117,10 @@ class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
         self, request: orders_service_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_service_pb2.GetOrderResponse:
         customer_id = customer_of(context)
+        if request.HasField("as_of_time"):
+            v = Violations()
+            check_timestamp(v, request.as_of_time, "as_of_time")
+            v.raise_if_any()
         current = await self._own_order(customer_id, request.order_id)
         if request.as_of_version < 0 or request.as_of_version > current.version:
             raise InvalidArgumentError(

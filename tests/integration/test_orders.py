@@ -221,6 +221,23 @@ async def test_forged_page_tokens_are_invalid_not_internal(shop: Shop) -> None:
         assert set(field_violations(err.value)) == {"page_token"}
 
 
+async def test_impossible_as_of_times_are_invalid_not_internal(shop: Shop) -> None:
+    bad_times = {
+        "as_of_time.seconds": [Timestamp(seconds=2**62), Timestamp(seconds=-(2**62))],
+        "as_of_time.nanos": [Timestamp(seconds=1, nanos=-1), Timestamp(nanos=2_000_000_000)],
+    }
+    for field, times in bad_times.items():
+        for as_of_time in times:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await shop.get("omar", "ord_any", as_of_time=as_of_time)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, as_of_time
+            assert set(field_violations(err.value)) == {field}
+    for edge in (Timestamp(seconds=-62_135_596_800), Timestamp(seconds=253_402_300_799)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:  # valid times: the order is unknown
+            await shop.get("omar", "ord_any", as_of_time=edge)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_payments_silence_times_out_into_a_rejection(
     services: ServiceRunner, topology: Topology
 ) -> None:
