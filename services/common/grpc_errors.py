@@ -34,16 +34,19 @@ ERROR_DOMAIN = "concord.shop"
 # A status travels in trailing metadata (grpc-message percent-encoded, the details base64 in
 # grpc-status-details-bin), and clients refuse received metadata over 8 KiB by default
 # (grpc.max_metadata_size): a status over that reaches them as RESOURCE_EXHAUSTED with the
-# real error lost. So every status is capped here, whatever raised it: about 2 KiB of details
-# (2.7 KiB as base64) and 512 bytes of message (1.5 KiB percent-encoded at worst).
+# real error lost. So every status is capped here, whatever raised it: the details and the
+# message they repeat stay under 3.8 KiB (5 KiB as base64), the message under 384 bytes
+# (1.1 KiB percent-encoded at worst), leaving a kilobyte for every other header.
 MAX_FIELD_VIOLATIONS = 20
 """At most this many violations are listed; one more says how many were left out."""
 MAX_VIOLATION_FIELD_CHARS = 128
 MAX_VIOLATION_DESCRIPTION_CHARS = 200
 MAX_DETAILS_BYTES = 2048
 """Budget of the listed violations, serialized."""
-MAX_RESOURCE_NAME_CHARS = 512
-MAX_STATUS_MESSAGE_BYTES = 512
+MAX_RESOURCE_NAME_BYTES = 3400
+"""Enough for orders' largest batch, 50 product ids of 64 ASCII characters, whole: pricing
+reads the unknown ids from inventory's NOT_FOUND resource name."""
+MAX_STATUS_MESSAGE_BYTES = 384
 
 
 def _packed(message: Any) -> any_pb2.Any:
@@ -65,13 +68,18 @@ def _clipped(text: str, max_chars: int) -> str:
     return text[: max(0, max_chars - len(left_out))] + left_out
 
 
+def _cut(text: str, max_bytes: int) -> str:
+    """`text` cut to `max_bytes` of UTF-8 on a character boundary, saying it was cut."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    note = f"... (cut from {len(encoded)} bytes)"
+    return encoded[: max_bytes - len(note)].decode(errors="ignore") + note
+
+
 def capped_message(message: str) -> str:
     """`message` cut to MAX_STATUS_MESSAGE_BYTES of UTF-8, saying it was cut."""
-    encoded = message.encode()
-    if len(encoded) <= MAX_STATUS_MESSAGE_BYTES:
-        return message
-    note = f"... (cut from {len(encoded)} bytes)"
-    return encoded[: MAX_STATUS_MESSAGE_BYTES - len(note)].decode(errors="ignore") + note
+    return _cut(message, MAX_STATUS_MESSAGE_BYTES)
 
 
 def _bad_request(error: InvalidArgumentError) -> error_details_pb2.BadRequest:
@@ -99,8 +107,8 @@ def _bad_request(error: InvalidArgumentError) -> error_details_pb2.BadRequest:
 def _resource(kind: str, key: str) -> any_pb2.Any:
     return _packed(
         error_details_pb2.ResourceInfo(
-            resource_type=_clipped(kind, MAX_RESOURCE_NAME_CHARS),
-            resource_name=_clipped(key, MAX_RESOURCE_NAME_CHARS),
+            resource_type=_clipped(kind, MAX_VIOLATION_FIELD_CHARS),
+            resource_name=_cut(key, MAX_RESOURCE_NAME_BYTES),
         )
     )
 

@@ -34,7 +34,10 @@ class Pricing:
             )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
-                raise UnknownProductsError(_missing(error) or set(product_ids)) from error
+                # Only ids asked about count: a name cut short (grpc_errors caps statuses) can
+                # end in a fragment; with none left, every product asked about is suspect.
+                missing = _missing(error) & set(product_ids)
+                raise UnknownProductsError(missing or set(product_ids)) from error
             raise
         return {p.product_id: (p.unit_price_minor, p.currency_code) for p in reply.products}
 
