@@ -165,7 +165,7 @@ def _uncapped_status(error: DomainError) -> status_pb2.Status:
         return status_pb2.Status(
             code=code_pb2.UNAVAILABLE,
             message=message,
-            details=[_info("DEPENDENCY_UNAVAILABLE", dependency=error.dependency)],
+            details=[_info(error.reason, dependency=error.dependency)],
         )
     return status_pb2.Status(code=code_pb2.INTERNAL, message=message)
 
