@@ -33,7 +33,9 @@ def wire(platform: Platform) -> ServiceParts:
         servicers=[
             (
                 discovery_service_pb2_grpc.add_DiscoveryServiceServicer_to_server,
-                discovery_api.DiscoveryApi(table, prober, settings.lease_ttl_s),
+                discovery_api.DiscoveryApi(
+                    table, prober, settings.lease_ttl_s, settings.resolve_warmup_s
+                ),
                 discovery_api.SERVICE_NAME,
             ),
             (

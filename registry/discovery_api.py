@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -23,6 +24,9 @@ log = get_logger(__name__)
 SERVICE_NAME = discovery_service_pb2.DESCRIPTOR.services_by_name["DiscoveryService"].full_name
 MAX_NAME_LEN = 200
 MAX_METADATA_ENTRIES = 32
+REGISTRY_WARMING_UP = "REGISTRY_WARMING_UP"
+"""ErrorInfo reason of a Resolve that finds no live instance during the warm-up after a start:
+not an answer to trust, unlike DEPENDENCY_UNAVAILABLE (services/common/discovery.py)."""
 _HEALTH = {
     Health.UNKNOWN: registry_pb2.HEALTH_STATUS_UNSPECIFIED,
     Health.SERVING: registry_pb2.HEALTH_STATUS_SERVING,
@@ -64,10 +68,14 @@ def _require_instance_id(instance_id: str) -> None:
 
 
 class DiscoveryApi(discovery_service_pb2_grpc.DiscoveryServiceServicer):
-    def __init__(self, table: InstanceTable, prober: Prober, lease_ttl_s: float) -> None:
+    def __init__(
+        self, table: InstanceTable, prober: Prober, lease_ttl_s: float, warmup_s: float = 0.0
+    ) -> None:
         self._table = table
         self._prober = prober
         self._lease_ttl_s = lease_ttl_s
+        self._warmup_s = warmup_s
+        self._started_at = time.monotonic()
 
     async def Register(
         self, request: discovery_service_pb2.RegisterRequest, context: grpc.aio.ServicerContext
@@ -125,6 +133,15 @@ class DiscoveryApi(discovery_service_pb2_grpc.DiscoveryServiceServicer):
         _check_service_name(v, request.service_name)
         v.raise_if_any()
         live = self._table.live(request.service_name)
+        up_s = time.monotonic() - self._started_at
+        if not live and up_s < self._warmup_s:
+            raise DependencyUnavailableError(
+                request.service_name,
+                f"no live instance of {request.service_name} yet: the registry started "
+                f"{up_s:.1f}s ago and instances are still registering again "
+                f"(warm-up {self._warmup_s:g}s); keep the addresses you had",
+                reason=REGISTRY_WARMING_UP,
+            )
         if not live:
             known = [i for i in self._table.all() if i.service_name == request.service_name]
             raise DependencyUnavailableError(

@@ -38,6 +38,12 @@ class RegistrySettings:
     xds_warmup_s: float
     """After start, endpoints are withheld from Envoy this long so that instances can
     re-register first: Envoy keeps its last endpoints meanwhile instead of getting none."""
+    resolve_warmup_s: float
+    """After start, a Resolve that finds no live instance is answered UNAVAILABLE with reason
+    REGISTRY_WARMING_UP, not DEPENDENCY_UNAVAILABLE, this long: the registry's table is empty
+    after a restart until instances register again (their registration back-off, at most
+    CONCORD_REGISTRATION_RETRY_MAX_S = 5 s, a heartbeat and a first probe), so callers keep
+    the addresses they had instead of believing there are none."""
     xds_connect_timeout_s: float
     """connect_timeout of the clusters served to Envoy."""
     buf_path: str
@@ -53,6 +59,7 @@ class RegistrySettings:
             probe_failures_to_evict=env_int(PREFIX + "PROBE_FAILURES_TO_EVICT", 2),
             forget_after_s=env_float(PREFIX + "FORGET_AFTER_S", 60.0),
             xds_warmup_s=env_float(PREFIX + "XDS_WARMUP_S", 5.0),
+            resolve_warmup_s=env_float(PREFIX + "RESOLVE_WARMUP_S", 10.0),
             xds_connect_timeout_s=env_float(PREFIX + "XDS_CONNECT_TIMEOUT_S", 1.0),
             buf_path=env_str(PREFIX + "BUF_PATH", _default_buf()),
             buf_timeout_s=env_float(PREFIX + "BUF_TIMEOUT_S", 60.0),

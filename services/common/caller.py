@@ -23,6 +23,8 @@ from services.common.errors import PermissionDeniedError, UnauthenticatedError
 
 CUSTOMER_HEADER = "x-customer-id"
 ROLES_HEADER = "x-customer-roles"
+MAX_CUSTOMER_ID_CHARS = 128
+"""Customer ids are 1 to 128 characters wherever they appear (payments' accounts, orders)."""
 
 
 class Role(StrEnum):
@@ -106,6 +108,14 @@ def caller_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
         return INTERNAL
     if len(customers) != 1 or not customers[0]:
         raise UnauthenticatedError(f"{CUSTOMER_HEADER} metadata must name exactly one customer")
+    if len(customers[0]) > MAX_CUSTOMER_ID_CHARS:
+        # UNAUTHENTICATED, not INVALID_ARGUMENT: the id is the token's subject, not a field of
+        # the request, so the caller's credentials are what cannot be used, and nothing in the
+        # message it sent would fix that (as with a blank or doubled customer above).
+        raise UnauthenticatedError(
+            f"{CUSTOMER_HEADER} metadata must be 1 to {MAX_CUSTOMER_ID_CHARS} characters, "
+            f"got {len(customers[0])}: the token's subject cannot be a customer id"
+        )
     return Caller(customer_id=customers[0], roles=parse_roles(roles))
 
 

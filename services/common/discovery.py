@@ -2,10 +2,12 @@
 
 Resolved sets are cached for `resolve_cache_ttl_s` so a busy caller does not ask the registry
 on every call, and calls rotate round robin over the live instances. When the registry says
-none is live, callers get DependencyUnavailableError (UNAVAILABLE to their own callers). When
-the registry itself is unreachable, the last set it gave is reused, like Envoy keeps its last
-endpoints; with nothing cached that too is DependencyUnavailableError. There is no fixed
-address to fall back to.
+none is live (UNAVAILABLE, reason DEPENDENCY_UNAVAILABLE), callers get
+DependencyUnavailableError (UNAVAILABLE to their own callers). When the registry itself is
+unreachable, or has just restarted and is still warming up (reason REGISTRY_WARMING_UP: its
+table is empty until instances register again), the last set it gave is reused, like Envoy
+keeps its last endpoints; with nothing cached that too is DependencyUnavailableError. There is
+no fixed address to fall back to.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from services.common.errors import DependencyUnavailableError
+from services.common.errors import DEPENDENCY_UNAVAILABLE, DependencyUnavailableError
 from services.common.logs import get_logger
 from services.common.registry_client import RegistryClientSettings
 
 log = get_logger(__name__)
 
-DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
-"""The ErrorInfo reason grpc_errors gives DependencyUnavailableError."""
+REGISTRY_WARMING_UP = "REGISTRY_WARMING_UP"
+"""The ErrorInfo reason of the registry's "none live yet" during its warm-up after a start
+(registry/discovery_api.py): not to be trusted, so the last resolution is kept."""
 
 
 @dataclass
@@ -98,14 +101,17 @@ class RegistryResolver:
                 timeout=self._settings.registry_call_timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.UNAVAILABLE and _said_by_registry(error):
+            reason = _registry_reason(error)
+            if error.code() == grpc.StatusCode.UNAVAILABLE and reason == DEPENDENCY_UNAVAILABLE:
                 self._cache.pop(service_name, None)
                 raise DependencyUnavailableError(
                     service_name, f"no live instance of {service_name}: {error.details()}"
                 ) from error
             if cached is not None:
                 log.warning(
-                    "registry_unreachable_using_last_resolution",
+                    "registry_warming_up_using_last_resolution"
+                    if reason == REGISTRY_WARMING_UP
+                    else "registry_unreachable_using_last_resolution",
                     service_name=service_name,
                     code=error.code().name,
                 )
@@ -113,7 +119,8 @@ class RegistryResolver:
             raise DependencyUnavailableError(
                 service_name,
                 f"cannot resolve {service_name}: registry at "
-                f"{self._settings.registry_address} answered {error.code().name}",
+                f"{self._settings.registry_address} answered {error.code().name}: "
+                f"{error.details()}",
             ) from error
         addresses = [instance.address for instance in reply.instances]
         resolved = _Resolved(addresses, time.monotonic())
@@ -123,16 +130,16 @@ class RegistryResolver:
         return resolved
 
 
-def _said_by_registry(error: grpc.aio.AioRpcError) -> bool:
-    """True for the registry's own "none is live" answer (ErrorInfo DEPENDENCY_UNAVAILABLE in
-    the status details), as opposed to the registry being unreachable (also UNAVAILABLE, but
-    raised by the channel, without details)."""
+def _registry_reason(error: grpc.aio.AioRpcError) -> str | None:
+    """The ErrorInfo reason of the registry's own answer: DEPENDENCY_UNAVAILABLE for "none is
+    live", REGISTRY_WARMING_UP for "none live yet, just started"; None when the registry was
+    unreachable (also UNAVAILABLE, but raised by the channel, without details)."""
     for key, value in error.trailing_metadata() or ():
         if key != "grpc-status-details-bin" or not isinstance(value, bytes):
             continue
         status = status_pb2.Status.FromString(value)
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info) and info.reason == DEPENDENCY_UNAVAILABLE:
-                return True
-    return False
+            if detail.Unpack(info):
+                return str(info.reason)
+    return None

@@ -59,11 +59,17 @@ class ConcurrencyConflictError(DomainError):
         )
 
 
-class DependencyUnavailableError(DomainError):
-    """A service this one depends on could not answer in time, or its breaker is open."""
+DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
+"""The usual reason of a DependencyUnavailableError (its ErrorInfo reason on the wire)."""
 
-    def __init__(self, dependency: str, message: str) -> None:
+
+class DependencyUnavailableError(DomainError):
+    """A service this one depends on could not answer in time, or its breaker is open.
+    `reason` is a stable code for callers that must tell kinds of unavailability apart."""
+
+    def __init__(self, dependency: str, message: str, reason: str = DEPENDENCY_UNAVAILABLE) -> None:
         self.dependency = dependency
+        self.reason = reason
         super().__init__(message)
 
 

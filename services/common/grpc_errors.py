@@ -33,6 +33,23 @@ from services.common.logs import get_logger
 log = get_logger(__name__)
 ERROR_DOMAIN = "concord.shop"
 
+# A status travels in trailing metadata (grpc-message percent-encoded, the details base64 in
+# grpc-status-details-bin), and clients refuse received metadata over 8 KiB by default
+# (grpc.max_metadata_size): a status over that reaches them as RESOURCE_EXHAUSTED with the
+# real error lost. So every status is capped here, whatever raised it: the details and the
+# message they repeat stay under 3.8 KiB (5 KiB as base64), the message under 384 bytes
+# (1.1 KiB percent-encoded at worst), leaving a kilobyte for every other header.
+MAX_FIELD_VIOLATIONS = 20
+"""At most this many violations are listed; one more says how many were left out."""
+MAX_VIOLATION_FIELD_CHARS = 128
+MAX_VIOLATION_DESCRIPTION_CHARS = 200
+MAX_DETAILS_BYTES = 2048
+"""Budget of the listed violations, serialized."""
+MAX_RESOURCE_NAME_BYTES = 3400
+"""Enough for orders' largest batch, 50 product ids of 64 ASCII characters, whole: pricing
+reads the unknown ids from inventory's NOT_FOUND resource name."""
+MAX_STATUS_MESSAGE_BYTES = 384
+
 
 def _packed(message: Any) -> any_pb2.Any:
     packed = any_pb2.Any()
@@ -46,29 +63,80 @@ def _info(reason: str, **metadata: str) -> any_pb2.Any:
     )
 
 
+def _clipped(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    left_out = f"... ({len(text) - max_chars} more characters)"
+    return text[: max(0, max_chars - len(left_out))] + left_out
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """`text` cut to `max_bytes` of UTF-8 on a character boundary, saying it was cut."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes:
+        return text
+    note = f"... (cut from {len(encoded)} bytes)"
+    return encoded[: max_bytes - len(note)].decode(errors="ignore") + note
+
+
+def capped_message(message: str) -> str:
+    """`message` cut to MAX_STATUS_MESSAGE_BYTES of UTF-8, saying it was cut."""
+    return _cut(message, MAX_STATUS_MESSAGE_BYTES)
+
+
+def _bad_request(error: InvalidArgumentError) -> error_details_pb2.BadRequest:
+    """The first violations within MAX_FIELD_VIOLATIONS and MAX_DETAILS_BYTES, then one that
+    says how many more there were, on the first field left out."""
+    bad_request = error_details_pb2.BadRequest()
+    for listed, v in enumerate(error.violations):
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=_clipped(v.field, MAX_VIOLATION_FIELD_CHARS),
+            description=_clipped(v.description, MAX_VIOLATION_DESCRIPTION_CHARS),
+        )
+        size = bad_request.ByteSize() + violation.ByteSize()
+        if listed >= MAX_FIELD_VIOLATIONS or size > MAX_DETAILS_BYTES:
+            left_out = len(error.violations) - listed
+            bad_request.field_violations.add(
+                field=violation.field,
+                description=f"this and {left_out - 1} more violations not listed "
+                f"(at most {MAX_FIELD_VIOLATIONS} are); fix those listed and ask again",
+            )
+            break
+        bad_request.field_violations.append(violation)
+    return bad_request
+
+
+def _resource(kind: str, key: str) -> any_pb2.Any:
+    return _packed(
+        error_details_pb2.ResourceInfo(
+            resource_type=_clipped(kind, MAX_VIOLATION_FIELD_CHARS),
+            resource_name=_cut(key, MAX_RESOURCE_NAME_BYTES),
+        )
+    )
+
+
 def to_status(error: DomainError) -> status_pb2.Status:
+    """The status a domain error becomes, within the size a default client accepts."""
+    status = _uncapped_status(error)
+    status.message = capped_message(status.message)
+    return status
+
+
+def _uncapped_status(error: DomainError) -> status_pb2.Status:
     message = str(error)
     if isinstance(error, InvalidArgumentError):
-        bad_request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in error.violations
-            ]
-        )
         return status_pb2.Status(
-            code=code_pb2.INVALID_ARGUMENT, message=message, details=[_packed(bad_request)]
+            code=code_pb2.INVALID_ARGUMENT, message=message, details=[_packed(_bad_request(error))]
         )
     if isinstance(error, NotFoundError):
-        resource = error_details_pb2.ResourceInfo(resource_type=error.kind, resource_name=error.key)
         return status_pb2.Status(
-            code=code_pb2.NOT_FOUND, message=message, details=[_packed(resource)]
+            code=code_pb2.NOT_FOUND, message=message, details=[_resource(error.kind, error.key)]
         )
     if isinstance(error, AlreadyExistsError):
-        resource = error_details_pb2.ResourceInfo(resource_type=error.kind, resource_name=error.key)
         return status_pb2.Status(
-            code=code_pb2.ALREADY_EXISTS, message=message, details=[_packed(resource)]
+            code=code_pb2.ALREADY_EXISTS,
+            message=message,
+            details=[_resource(error.kind, error.key)],
         )
     if isinstance(error, FailedPreconditionError):
         return status_pb2.Status(
@@ -99,7 +167,7 @@ def to_status(error: DomainError) -> status_pb2.Status:
         return status_pb2.Status(
             code=code_pb2.UNAVAILABLE,
             message=message,
-            details=[_info("DEPENDENCY_UNAVAILABLE", dependency=error.dependency)],
+            details=[_info(error.reason, dependency=error.dependency)],
         )
     return status_pb2.Status(code=code_pb2.INTERNAL, message=message)
 
@@ -131,7 +199,8 @@ def _wrap_unary(
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, _Undecodable):
             await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid message: {request.error}"
+                grpc.StatusCode.INVALID_ARGUMENT,
+                capped_message(f"request is not a valid message: {request.error}"),
             )
         try:
             contract_rules.enforce(request)
@@ -142,7 +211,8 @@ def _wrap_unary(
             # A callee's answer this service did not turn into a domain error: pass its code on
             # (it says more than INTERNAL would), naming it as the callee's.
             await context.abort(
-                error.code(), f"upstream answered {error.code().name}: {error.details()}"
+                error.code(),
+                capped_message(f"upstream answered {error.code().name}: {error.details()}"),
             )
         except (grpc.aio.AbortError, grpc.aio.BaseError):
             raise

@@ -23,7 +23,7 @@ from concord.ops.v1 import ops_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import consumer, logs, outbox
+from services.common import consumer, logs, outbox, paging
 from services.common.bus import Bus
 from services.common.consumer import Consumer, Subscription
 from services.common.database import Database
@@ -45,13 +45,14 @@ AddServicer = Callable[[Any, grpc.aio.Server], None]
 
 @dataclass
 class Platform:
-    """What a service's wiring function gets: its settings, database, bus and a resolver that
-    finds other services through the registry."""
+    """What a service's wiring function gets: its settings, database, bus, a resolver that
+    finds other services through the registry, and the page tokens of its database."""
 
     settings: ServiceSettings
     db: Database
     bus: Bus
     resolver: RegistryResolver
+    page_tokens: paging.PageTokens
 
 
 @dataclass
@@ -82,12 +83,18 @@ async def serve(
     consumers); `registers=False` skips self-registration: both are for the registry itself."""
     db = Database(settings.database_path, settings.sqlite_busy_timeout_ms)
     await db.open(
-        {"outbox": outbox.MIGRATIONS, "inbox": consumer.MIGRATIONS, settings.service: migrations}
+        {
+            "outbox": outbox.MIGRATIONS,
+            "inbox": consumer.MIGRATIONS,
+            "paging": paging.MIGRATIONS,
+            settings.service: migrations,
+        }
     )
+    page_tokens = paging.PageTokens(await db.read(paging.load_key))
     bus = Bus(settings.nats_url, settings.service, settings.nats_request_timeout_s)
     registry_client = RegistryClientSettings.from_env()
     resolver = RegistryResolver(registry_client)
-    parts = wire(Platform(settings, db, bus, resolver))
+    parts = wire(Platform(settings, db, bus, resolver, page_tokens))
 
     consumers = [Consumer(sub, bus, db, settings) for sub in parts.subscriptions]
     # Only the service's own servicers are instances others may discover; the platform's

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from services.common.errors import FieldViolation, InvalidArgumentError
 
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
@@ -37,3 +39,29 @@ class Violations:
     def raise_if_any(self) -> None:
         if self._items:
             raise InvalidArgumentError(list(self._items))
+
+
+MIN_TIMESTAMP_SECONDS = -62_135_596_800
+"""0001-01-01T00:00:00Z, the earliest instant a google.protobuf.Timestamp may hold."""
+MAX_TIMESTAMP_SECONDS = 253_402_300_799
+"""9999-12-31T23:59:59Z, the latest."""
+MAX_TIMESTAMP_NANOS = 999_999_999
+
+
+def check_timestamp(v: Violations, value: Timestamp, field: str) -> bool:
+    """Whether a google.protobuf.Timestamp input is one the type allows (protobuf's own
+    conversions, ToNanoseconds and ToDatetime, raise ValueError on anything else): check every
+    Timestamp a request carries with this before converting it."""
+    seconds, nanos = value.seconds, value.nanos
+    ok_seconds = v.check(
+        MIN_TIMESTAMP_SECONDS <= seconds <= MAX_TIMESTAMP_SECONDS,
+        f"{field}.seconds",
+        "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z "
+        f"({MIN_TIMESTAMP_SECONDS} to {MAX_TIMESTAMP_SECONDS}), got {seconds}",
+    )
+    ok_nanos = v.check(
+        0 <= nanos <= MAX_TIMESTAMP_NANOS,
+        f"{field}.nanos",
+        f"must be 0 to {MAX_TIMESTAMP_NANOS}, got {nanos}",
+    )
+    return ok_seconds and ok_nanos

@@ -12,7 +12,7 @@ def wire(platform: Platform) -> ServiceParts:
         servicers=[
             (
                 inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server,
-                InventoryApi(platform.db),
+                InventoryApi(platform.db, platform.page_tokens),
                 SERVICE_NAME,
             )
         ],

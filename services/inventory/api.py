@@ -18,6 +18,8 @@ from services.common.ids import new_id, new_message_id, now, timestamp
 from services.inventory import store
 from services.inventory.domain import NewProduct, Product, Reservation
 
+PRODUCT_POSITION = (str,)
+"""A ListProducts page token holds the product_id of the page's last product."""
 SERVICE_NAME = inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
 
 
@@ -50,8 +52,9 @@ def reservation_pb(r: Reservation) -> inventory_pb2.Reservation:
 
 
 class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, page_tokens: paging.PageTokens) -> None:
         self._db = db
+        self._page_tokens = page_tokens
 
     async def CreateProduct(
         self, request: inventory_service_pb2.CreateProductRequest, context: grpc.aio.ServicerContext
@@ -128,10 +131,10 @@ class InventoryApi(inventory_service_pb2_grpc.InventoryServiceServicer):
         self, request: inventory_service_pb2.ListProductsRequest, context: grpc.aio.ServicerContext
     ) -> inventory_service_pb2.ListProductsResponse:
         size = paging.page_size(request.page_size)
-        position = paging.decode_token(request.page_token)
+        position = self._page_tokens.decode(request.page_token, PRODUCT_POSITION)
         after = str(position[0]) if position else None
         page = await self._db.read(lambda conn: store.list_products(conn, after, size + 1))
-        token = paging.encode_token([page[size - 1].product_id]) if len(page) > size else ""
+        token = self._page_tokens.encode((page[size - 1].product_id,)) if len(page) > size else ""
         return inventory_service_pb2.ListProductsResponse(
             products=[product_pb(p) for p in page[:size]], next_page_token=token
         )

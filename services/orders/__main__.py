@@ -32,7 +32,7 @@ def wire(platform: Platform) -> ServiceParts:
         servicers=[
             (
                 orders_service_pb2_grpc.add_OrdersServiceServicer_to_server,
-                OrdersApi(platform.db, orders, Pricing(inventory)),
+                OrdersApi(platform.db, orders, Pricing(inventory), platform.page_tokens),
                 SERVICE_NAME,
             ),
             (

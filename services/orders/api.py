@@ -16,6 +16,7 @@ from services.common.errors import (
     NotFoundError,
 )
 from services.common.ids import timestamp
+from services.common.validation import Violations, check_timestamp
 from services.orders import domain, store
 from services.orders.application import Orders
 from services.orders.domain import Line, Order
@@ -61,20 +62,18 @@ def customer_of(context: grpc.aio.ServicerContext) -> str:
     return caller_of(context).require_customer()
 
 
-def _order_position(position: list[str | int | float] | None) -> tuple[float, str] | None:
-    """(create_time, order_id) of the last order of the previous page, from its token."""
-    if position is None:
-        return None
-    if len(position) == 2 and isinstance(position[0], int | float) and isinstance(position[1], str):
-        return float(position[0]), position[1]
-    raise InvalidArgumentError([FieldViolation("page_token", "is not a token this API issued")])
+ORDER_POSITION = (float, str)
+"""A ListOrders page token holds (create_time, order_id) of the page's last order."""
 
 
 class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, db: Database, orders: Orders, pricing: Pricing) -> None:
+    def __init__(
+        self, db: Database, orders: Orders, pricing: Pricing, page_tokens: paging.PageTokens
+    ) -> None:
         self._db = db
         self._orders = orders
         self._pricing = pricing
+        self._page_tokens = page_tokens
 
     async def _own_order(self, customer_id: str, order_id: str) -> Order:
         order = await self._db.read(lambda conn: store.load(conn, order_id))
@@ -111,6 +110,10 @@ class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
         self, request: orders_service_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
     ) -> orders_service_pb2.GetOrderResponse:
         customer_id = customer_of(context)
+        if request.HasField("as_of_time"):
+            v = Violations()
+            check_timestamp(v, request.as_of_time, "as_of_time")
+            v.raise_if_any()
         current = await self._own_order(customer_id, request.order_id)
         if request.as_of_version < 0 or request.as_of_version > current.version:
             raise InvalidArgumentError(
@@ -140,15 +143,15 @@ class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
     ) -> orders_service_pb2.ListOrdersResponse:
         customer_id = customer_of(context)
         size = paging.page_size(request.page_size)
-        position = paging.decode_token(request.page_token)
-        after = _order_position(position)
+        position = self._page_tokens.decode(request.page_token, ORDER_POSITION)
+        after = (float(position[0]), str(position[1])) if position else None
         page = await self._db.read(
             lambda conn: store.list_orders(conn, customer_id, after, size + 1)
         )
         token = ""
         if len(page) > size:
             last = page[size - 1]
-            token = paging.encode_token([last.create_time, last.order_id])
+            token = self._page_tokens.encode((last.create_time, last.order_id))
         return orders_service_pb2.ListOrdersResponse(
             orders=[order_pb(o) for o in page[:size]], next_page_token=token
         )

@@ -9,6 +9,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from paygate.v1 import paygate_pb2, paygate_pb2_grpc
 
+from services.common.grpc_errors import DomainErrorInterceptor
 from services.paygate.ledger import Ledger
 from services.paygate.server import Behaviour, FaultInjection, PaymentGateway
 
@@ -16,7 +17,8 @@ from services.paygate.server import Behaviour, FaultInjection, PaymentGateway
 async def main() -> None:
     address = f"127.0.0.1:{os.environ.get('CONCORD_PAYGATE_PORT', '50054')}"
     behaviour = Behaviour()
-    server = grpc.aio.server()
+    # The services' interceptor, for its decoding: garbage request bytes are INVALID_ARGUMENT.
+    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
     paygate_pb2_grpc.add_PaymentGatewayServiceServicer_to_server(
         PaymentGateway(Ledger(), behaviour), server
     )

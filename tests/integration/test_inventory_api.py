@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from shop.inventory.v1 import inventory_service_pb2 as pb
 from shop.inventory.v1 import inventory_service_pb2_grpc
 
@@ -116,6 +119,27 @@ async def test_unknown_products_are_not_found_by_name(inventory: Stub) -> None:
     assert "prd_x" in (err.value.details() or "") and "prd_y" in (err.value.details() or "")
 
 
+async def test_errors_about_many_ids_reach_a_default_client_whole(inventory: Stub) -> None:
+    """Without a cap, one violation (or one name) per id outgrows the 8 KiB of metadata a
+    default client accepts, and the caller sees RESOURCE_EXHAUSTED instead of the error."""
+    for ids in ([""] * 150, ["p" * 500] * 150):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await inventory.BatchGetProducts(pb.BatchGetProductsRequest(product_ids=ids), timeout=T)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        violations = field_violations(err.value)
+        assert "product_ids" in violations and "product_ids[0]" in violations
+        assert any("more violations not listed" in d for d in violations.values())
+
+    unknown = [f"prd_{n:060}" for n in range(100)]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await inventory.BatchGetProducts(pb.BatchGetProductsRequest(product_ids=unknown), timeout=T)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    status = rpc_status.from_call(err.value)  # type: ignore[arg-type]
+    resource = error_details_pb2.ResourceInfo()
+    assert status is not None and status.details[0].Unpack(resource)
+    assert resource.resource_name.startswith(unknown[0])
+
+
 async def test_malformed_product_names_every_bad_field(inventory: Stub) -> None:
     bad = product_request(
         sku="", name="x" * 5000, unit_price_minor=-1, currency_code="euro", initial_stock=-3
@@ -152,6 +176,9 @@ async def test_bad_page_arguments_are_invalid(inventory: Stub) -> None:
     for request in (
         pb.ListProductsRequest(page_size=1000),
         pb.ListProductsRequest(page_token="!!not-a-token"),
+        # the old unsigned format, base64 of a JSON position: a position anyone could forge
+        pb.ListProductsRequest(page_token=base64.urlsafe_b64encode(b'["prd_a"]').decode()),
+        pb.ListProductsRequest(page_token=base64.urlsafe_b64encode(b"[NaN]").decode()),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await inventory.ListProducts(request, timeout=T)

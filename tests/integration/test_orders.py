@@ -4,6 +4,7 @@ end, the cancellation choreography, idempotency, history and temporal queries.""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 
 import grpc
@@ -203,6 +204,40 @@ async def test_list_pages_newest_first_and_survives_a_rebuild(shop: Shop) -> Non
     assert rebuilt.orders_rebuilt == 5 and rebuilt.events_replayed == 20
     assert await all_pages() == list(reversed(ids))
     assert all(o.status == S.ORDER_STATUS_CONFIRMED for o in [await shop.get("jo", i) for i in ids])
+
+
+def forged_token(position: str) -> str:
+    """A page token as the old, unsigned format made them: base64 of a JSON position."""
+    return base64.urlsafe_b64encode(position.encode()).decode()
+
+
+async def test_forged_page_tokens_are_invalid_not_internal(shop: Shop) -> None:
+    for position in ("[1" + "0" * 400 + ', "x"]', '[NaN, "x"]', '[1e999, "x"]', '[1.0, "x"]'):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await shop.orders.ListOrders(
+                pb.ListOrdersRequest(page_token=forged_token(position)),
+                timeout=T,
+                metadata=as_customer("omar"),
+            )
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, position
+        assert set(field_violations(err.value)) == {"page_token"}
+
+
+async def test_impossible_as_of_times_are_invalid_not_internal(shop: Shop) -> None:
+    bad_times = {
+        "as_of_time.seconds": [Timestamp(seconds=2**62), Timestamp(seconds=-(2**62))],
+        "as_of_time.nanos": [Timestamp(seconds=1, nanos=-1), Timestamp(nanos=2_000_000_000)],
+    }
+    for field, times in bad_times.items():
+        for as_of_time in times:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await shop.get("omar", "ord_any", as_of_time=as_of_time)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, as_of_time
+            assert set(field_violations(err.value)) == {field}
+    for edge in (Timestamp(seconds=-62_135_596_800), Timestamp(seconds=253_402_300_799)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:  # valid times: the order is unknown
+            await shop.get("omar", "ord_any", as_of_time=edge)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 async def test_payments_silence_times_out_into_a_rejection(

@@ -17,6 +17,7 @@ from shop.payments.v1 import payments_service_pb2 as pb
 from tests.support.bus import StreamWatcher, send
 from tests.support.grpc_client import CALL_TIMEOUT_S as T
 from tests.support.grpc_client import field_violations
+from tests.support.paygate import PayGateControl
 from tests.support.processes import ServiceRunner
 
 Stub = payments_service_pb2_grpc.PaymentsServiceStub
@@ -170,3 +171,19 @@ async def test_parallel_authorisations_never_exceed_the_limit(
     assert len(watcher.of_type(events_pb2.PaymentAuthorized)) == 10
     assert len(watcher.of_type(events_pb2.PaymentDeclined)) == 20
     assert await available(payments) == 0
+
+
+async def test_paygate_answers_garbage_bytes_with_invalid_argument(
+    services: ServiceRunner,
+) -> None:
+    """PayGate decodes requests the services' way (grpc_errors.DomainErrorInterceptor): bytes
+    that are no request are the caller's mistake, not UNKNOWN; PayGate keeps serving after."""
+    paygate = services.start("paygate")
+    async with grpc.aio.insecure_channel(paygate.address) as ch:
+        for method in ("Authorize", "GetAuthorization", "Void"):
+            raw = ch.unary_unary(f"/paygate.v1.PaymentGatewayService/{method}")
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await raw(b"\xff\xff\xff\xff", timeout=T)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+        control = PayGateControl(ch)
+        assert await control.outcome("never-authorised") is None

@@ -1,6 +1,7 @@
 """Two real inventory processes behind a real Envoy fed by the registry over ADS: kill -9 one,
 and within three probe intervals both Resolve and Envoy's endpoints lose it while calls through
-Envoy keep succeeding; restart it and it comes back everywhere."""
+Envoy keep succeeding; restart it and it comes back everywhere. And kill -9 the registry itself
+while orders keeps pricing through inventory: no order fails while it is away or warming up."""
 
 from __future__ import annotations
 
@@ -16,14 +17,29 @@ from shop.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
 from tests.support.discovery_client import live_addresses
 from tests.support.envoy_ads import EnvoyAds
 from tests.support.polling import eventually
+from tests.support.processes import ServiceRunner
+from tests.support.processes import live_addresses as live_now
 from tests.support.registry_process import ConcordProcess, registry_process, service_process
+from tests.support.shop import Shop, shop_client
 from tools.devstack.nats import NatsServer
+from tools.devstack.topology import Topology
 
 SERVICE = "shop.inventory.v1.InventoryService"
 CLUSTER = "inventory"
 PROBE_INTERVAL_S = 2.0
 SETTLE_S = 30.0
 """Bound on waits for processes to start and register, far above the fast settings."""
+RESOLVE_WARMUP_S = 6.0
+SLOW_REREGISTRATION = {
+    "CONCORD_HEARTBEAT_INTERVAL_S": "2.0",
+    "CONCORD_REGISTRATION_RETRY_MAX_S": "3.0",
+}
+"""Inventory finds the restarted registry up to 3 s late, as with the default settings (2 s
+heartbeats, back-off up to 5 s), not at once as with the fast test settings: the window in
+which the registry would otherwise say inventory has no live instance."""
+REGISTRY_DOWN_S = 2.0
+AFTER_LIVE_S = 2.0
+"""How long orders keep being placed after inventory is live again in the restarted registry."""
 
 
 @pytest.fixture
@@ -119,3 +135,53 @@ async def test_killed_instance_leaves_resolve_and_envoy_and_returns_after_restar
         envoy.stop()
         for instance in instances:
             instance.stop()
+
+
+async def place_until(shop: Shop, product: str, done: asyncio.Event) -> tuple[int, list[str]]:
+    """Places orders back to back until `done`; returns how many were placed and how each
+    failed one failed."""
+    placed, failures = 0, []
+    while not done.is_set():
+        try:
+            await shop.place("rita", [(product, 1)])
+            placed += 1
+        except grpc.aio.AioRpcError as error:
+            failures.append(f"{error.code().name}: {error.details()}")
+        await asyncio.sleep(0.05)
+    return placed, failures
+
+
+async def test_orders_keep_pricing_through_a_registry_restart(
+    services: ServiceRunner, topology: Topology
+) -> None:
+    """The restarted registry knows nobody until instances register again; during its warm-up
+    it says so (REGISTRY_WARMING_UP) instead of "none live", and orders' resolver keeps the
+    inventory address it had, so its breaker never opens and no order fails."""
+    services.registry_env["CONCORD_REGISTRY_RESOLVE_WARMUP_S"] = str(RESOLVE_WARMUP_S)
+    services.start("inventory", env=SLOW_REREGISTRATION)
+    for name in ("payments", "orders"):
+        services.start(name)
+    inventory = services.running["inventory"]
+    async with shop_client(topology) as shop:
+        product = await shop.product(stock=100_000)
+        await shop.account("rita", 10**12)
+        await shop.place("rita", [(product, 1)])
+
+        done = asyncio.Event()
+        placing = asyncio.create_task(place_until(shop, product, done))
+        try:
+            services.running["registry"].kill()
+            await asyncio.sleep(REGISTRY_DOWN_S)  # inventory's back-off grows meanwhile
+            await asyncio.to_thread(services.start, "registry")
+            await eventually(
+                lambda: asyncio.to_thread(live_now, services.registry_address, SERVICE),
+                lambda live: live == {inventory.address},
+                SETTLE_S,
+                "inventory registered again with the restarted registry",
+            )
+            await asyncio.sleep(AFTER_LIVE_S)
+        finally:
+            done.set()
+            placed, failures = await placing
+    assert failures == []
+    assert placed > 20

@@ -90,3 +90,13 @@ def test_identity_metadata_that_names_no_single_customer_is_unauthenticated(
 
 def test_the_token_command_offers_exactly_the_roles_services_know() -> None:
     assert set(KNOWN_ROLES) == {role.value for role in Role}
+
+
+def test_a_customer_id_of_1_to_128_characters_is_read_and_a_longer_one_is_unauthenticated() -> None:
+    assert caller_from_metadata([("x-customer-id", "c" * 128)]).customer_id == "c" * 128
+    with pytest.raises(UnauthenticatedError) as refused:
+        caller_from_metadata([("x-customer-id", "c" * 5000)])
+
+    status = to_status(refused.value)
+    assert status.code == code_pb2.UNAUTHENTICATED
+    assert "1 to 128 characters, got 5000" in status.message

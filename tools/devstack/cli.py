@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         stack.up()
         print(stack.describe())
-        return 0 if smoke(stack.topology, REPO_ROOT) else 1
+        return 0 if smoke(stack, REPO_ROOT) else 1
     if args.command == "down":
         stack.down()
         return 0

@@ -1,8 +1,11 @@
 """The whole local system as a list of components started in order, in the background.
 
 `make up` starts each component detached with a pid file under `.data/run/`, waits until it is
-ready, and skips components already running, so a second `make up` is harmless. `make down`
-stops them in reverse order: SIGTERM, then SIGKILL after a grace period.
+ready, and skips components already running, so a second `make up` is harmless. Running means
+the pid file's process is alive and ours (not a zombie, liveness.py) and the component answers
+(`Component.ready`: gRPC health or its port); a process that is alive but does not answer is
+stopped and started again. `make down` stops them in reverse order: SIGTERM, then SIGKILL
+after a grace period.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from tools.devstack.binaries import binary
 from tools.devstack.gateway import gateway_component
 from tools.devstack.health import grpc_serving
+from tools.devstack.liveness import GONE_STATES, alive_and_ours, process_state
 from tools.devstack.nats import NatsServer
 from tools.devstack.ports import port_open
 from tools.devstack.process import ManagedProcess
@@ -41,8 +46,15 @@ class Component:
     address: str
     argv: list[str]
     ready: Callable[[], bool]
+    """Whether it answers: gRPC health SERVING, or its port open."""
     env: dict[str, str]
     note: str
+
+
+class State(StrEnum):
+    RUNNING = "running"
+    NOT_ANSWERING = "not answering"
+    STOPPED = "stopped"
 
 
 Launcher = Callable[[str], list[str]]
@@ -156,20 +168,31 @@ class Stack:
     def _pid_file(self, name: str) -> Path:
         return self.topology.run_dir / f"{name}.pid"
 
-    def _running_pid(self, name: str) -> int | None:
+    def _live_pid(self, component: Component) -> int | None:
+        """The pid in the component's pid file, if that process is alive and ours: its command
+        line names the component (`services.paygate`, `bazel-bin/registry/registry`,
+        `nats-server`, `envoy`)."""
         try:
-            pid = int(self._pid_file(name).read_text())
-            os.kill(pid, 0)
-        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pid = int(self._pid_file(component.name).read_text())
+        except (FileNotFoundError, ValueError):
             return None
-        return pid
+        return pid if alive_and_ours(pid, component.name) else None
+
+    def state(self, component: Component) -> State:
+        if self._live_pid(component) is None:
+            return State.STOPPED
+        return State.RUNNING if component.ready() else State.NOT_ANSWERING
 
     def up(self) -> None:
         self.topology.run_dir.mkdir(parents=True, exist_ok=True)
         for component in self.components():
-            if self._running_pid(component.name) is not None:
-                print(f"{component.name}: already running")
+            pid = self._live_pid(component)
+            if pid is not None and component.ready():
+                print(f"{component.name}: already running (pid {pid})")
                 continue
+            if pid is not None:
+                print(f"{component.name}: pid {pid} is alive but not answering; restarting it")
+                _stop_group(pid)
             process = ManagedProcess(
                 name=component.name,
                 argv=component.argv,
@@ -184,7 +207,7 @@ class Stack:
 
     def down(self) -> None:
         for component in reversed(self.components()):
-            pid = self._running_pid(component.name)
+            pid = self._live_pid(component)
             if pid is not None:
                 _stop_group(pid)
                 print(f"{component.name}: stopped")
@@ -193,8 +216,7 @@ class Stack:
     def describe(self) -> str:
         rows = [("process", "address", "state", "notes")]
         for c in self.components():
-            state = "running" if self._running_pid(c.name) is not None else "stopped"
-            rows.append((c.name, c.address, state, c.note))
+            rows.append((c.name, c.address, self.state(c).value, c.note))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = [
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
@@ -211,9 +233,8 @@ def _stop_group(pid: int) -> None:
         return
     deadline = time.monotonic() + STOP_GRACE_S
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        state = process_state(pid)
+        if state is None or state in GONE_STATES:  # a zombie is gone too: nothing to wait for
             return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
