@@ -60,6 +60,13 @@ class GatewaySettings:
     max_request_body_bytes: int = 1024 * 1024
     max_response_body_bytes: int = 4 * 1024 * 1024
     max_request_headers_kb: int = 32
+    """Enforced by the edge filter (431 / RESOURCE_EXHAUSTED), not the codec: see below."""
+    max_request_headers_count: int = 100
+    codec_request_headers_ceiling_kb: int = 96
+    """What the codecs accept, above `max_request_headers_kb`: an HTTP/2 codec that hits its
+    own limit can only reset the stream, so the limits above are checked by a filter that can
+    answer, and only requests beyond this ceiling still get a reset (docs/gateway.md)."""
+    codec_request_headers_ceiling_count: int = 200
     max_heap_bytes: int = 512 * 1024 * 1024
     max_downstream_connections: int = 1000
 
