@@ -68,6 +68,11 @@ def test_too_many_metadata_entries_is_resource_exhausted(lone_gateway: Gateway) 
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def test_lowercase_bearer_scheme_is_accepted(lone_gateway: Gateway) -> None:
+    error = refused_list_orders(lone_gateway, (("authorization", f"bearer {token_for('a')}"),))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE  # authenticated; nothing behind Envoy
+
+
 def test_bad_token_is_unauthenticated(lone_gateway: Gateway) -> None:
     error = refused_list_orders(lone_gateway, (("authorization", "Bearer not-a-jwt"),))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED

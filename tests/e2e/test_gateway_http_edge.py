@@ -1,18 +1,25 @@
-"""REST at the edge: every refusal is a JSON google.rpc.Status, whatever the client sent.
+"""REST at the edge: every refusal is a JSON google.rpc.Status, whatever the client sent, and
+the Authorization header behaves as HTTP says.
 
 Envoy runs with nothing behind it.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import jwt
 import pytest
 
 from tests.support.gateway import Reply, call, token_for
-from tools.devstack.gateway import Gateway
+from tests.support.repo import REPO_ROOT
+from tools.devstack.gateway import Gateway, GatewaySettings
+from tools.devstack.tokens import DEV_KEY_ID, MAX_TTL_S, dev_signing_key, mint_dev_token
 
 GRPC_INVALID_ARGUMENT = 3
+GRPC_UNAUTHENTICATED = 16
+GRPC_UNAVAILABLE = 14
 
 
 def assert_status_body(reply: Reply, http_status: int, grpc_code: int) -> dict[str, Any]:
@@ -42,3 +49,48 @@ def test_body_the_transcoder_cannot_read_is_a_json_400(
         headers={"content-type": content_type},
     )
     assert_status_body(reply, 400, GRPC_INVALID_ARGUMENT)
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_bearer_scheme_is_case_insensitive(lone_gateway: Gateway, scheme: str) -> None:
+    headers = {"authorization": f"{scheme} {token_for('alice')}"}
+    reply = call(lone_gateway, "GET", "/v1/orders", headers=headers)
+    assert_status_body(reply, 503, GRPC_UNAVAILABLE)  # authenticated; nothing behind Envoy
+
+
+def test_token_in_the_query_string_is_not_accepted(lone_gateway: Gateway) -> None:
+    reply = call(lone_gateway, "GET", f"/v1/orders?access_token={token_for('alice')}")
+    body = assert_status_body(reply, 401, GRPC_UNAUTHENTICATED)
+    assert body["message"] == "Jwt is missing"
+
+
+def signed(claims: dict[str, Any]) -> str:
+    key = dev_signing_key(REPO_ROOT)
+    base = {"iss": "concord-dev", "aud": "concord", "sub": "alice"}
+    return jwt.encode({**base, **claims}, key, algorithm="RS256", headers={"kid": DEV_KEY_ID})
+
+
+def test_token_without_expiry_is_401(lone_gateway: Gateway) -> None:
+    token = signed({"iat": int(time.time())})
+    assert_status_body(call(lone_gateway, "GET", "/v1/orders", token=token), 401, 16)
+
+
+def test_token_living_longer_than_the_maximum_is_401(lone_gateway: Gateway) -> None:
+    now = int(time.time())
+    lifetime_s = GatewaySettings().jwt_max_lifetime_s + 3600
+    token = signed({"iat": now, "exp": now + lifetime_s})
+    assert_status_body(call(lone_gateway, "GET", "/v1/orders", token=token), 401, 16)
+
+
+def test_token_within_the_maximum_lifetime_is_accepted(lone_gateway: Gateway) -> None:
+    now = int(time.time())
+    token = signed({"iat": now, "exp": now + GatewaySettings().jwt_max_lifetime_s - 60})
+    assert_status_body(call(lone_gateway, "GET", "/v1/orders", token=token), 503, 14)
+
+
+def test_dev_tokens_of_the_longest_lifetime_are_accepted(lone_gateway: Gateway) -> None:
+    """`python -m tools.devstack token` must never mint a token the gateway refuses."""
+    token = mint_dev_token(REPO_ROOT, "alice", ttl_s=MAX_TTL_S)
+    assert_status_body(call(lone_gateway, "GET", "/v1/orders", token=token), 503, 14)
+    with pytest.raises(ValueError, match="maximum"):
+        mint_dev_token(REPO_ROOT, "alice", ttl_s=MAX_TTL_S + 1)

@@ -67,6 +67,9 @@ class GatewaySettings:
     own limit can only reset the stream, so the limits above are checked by a filter that can
     answer, and only requests beyond this ceiling still get a reset (docs/gateway.md)."""
     codec_request_headers_ceiling_count: int = 200
+    jwt_max_lifetime_s: int = 12 * 3600
+    """Longest `exp - iat` a token may have; tokens without `exp` are refused outright."""
+    jwt_clock_skew_s: int = 30
     max_heap_bytes: int = 512 * 1024 * 1024
     max_downstream_connections: int = 1000
 
