@@ -1,7 +1,8 @@
 """REST at the edge: every refusal is a JSON google.rpc.Status, whatever the client sent, and
-the Authorization header behaves as HTTP says.
+the HTTP details clients and operators rely on (methods, HEAD, the Authorization header)
+behave as HTTP says.
 
-Envoy runs with nothing behind it.
+Envoy runs with nothing behind it, or with a stub orders service where a real reply matters.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tools.devstack.gateway import Gateway, GatewaySettings
 from tools.devstack.tokens import DEV_KEY_ID, MAX_TTL_S, dev_signing_key, mint_dev_token
 
 GRPC_INVALID_ARGUMENT = 3
+GRPC_UNIMPLEMENTED = 12
 GRPC_UNAUTHENTICATED = 16
 GRPC_UNAVAILABLE = 14
 
@@ -49,6 +51,33 @@ def test_body_the_transcoder_cannot_read_is_a_json_400(
         headers={"content-type": content_type},
     )
     assert_status_body(reply, 400, GRPC_INVALID_ARGUMENT)
+
+
+@pytest.mark.parametrize("method", ["POST", "TRACE", "DELETE", "PUT"])
+def test_health_refuses_other_methods_with_405(lone_gateway: Gateway, method: str) -> None:
+    reply = call(lone_gateway, method, "/healthz")
+    assert_status_body(reply, 405, GRPC_UNIMPLEMENTED)
+    assert reply.headers["allow"] == "GET, HEAD"
+
+
+def test_health_answers_head_without_a_body(lone_gateway: Gateway) -> None:
+    reply = call(lone_gateway, "HEAD", "/healthz")
+    assert reply.status == 200
+    assert reply.body == b""
+
+
+def test_head_on_a_read_route_answers_like_get_without_a_body(
+    stub_orders_gateway: Gateway,
+) -> None:
+    token = token_for("alice")
+    get = call(stub_orders_gateway, "GET", "/v1/orders", token=token)
+    head = call(stub_orders_gateway, "HEAD", "/v1/orders", token=token)
+    assert get.status == head.status == 200
+    assert get.json() == {"orders": [], "nextPageToken": ""}
+    assert head.body == b""
+    assert head.content_type == "application/json"
+    missing = call(stub_orders_gateway, "HEAD", "/v1/orders/ord_missing", token=token)
+    assert missing.status == 404
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
