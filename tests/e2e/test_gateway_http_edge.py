@@ -1,5 +1,5 @@
 """REST at the edge: every refusal is a JSON google.rpc.Status, whatever the client sent, and
-the HTTP details clients and operators rely on (methods, HEAD, the Authorization header)
+the HTTP details browsers and operators rely on (methods, HEAD, CORS, the Authorization header)
 behave as HTTP says.
 
 Envoy runs with nothing behind it, or with a stub orders service where a real reply matters.
@@ -22,6 +22,7 @@ GRPC_INVALID_ARGUMENT = 3
 GRPC_UNIMPLEMENTED = 12
 GRPC_UNAUTHENTICATED = 16
 GRPC_UNAVAILABLE = 14
+ALLOWED_ORIGIN = GatewaySettings().cors_allowed_origins[0]
 
 
 def assert_status_body(reply: Reply, http_status: int, grpc_code: int) -> dict[str, Any]:
@@ -78,6 +79,42 @@ def test_head_on_a_read_route_answers_like_get_without_a_body(
     assert head.content_type == "application/json"
     missing = call(stub_orders_gateway, "HEAD", "/v1/orders/ord_missing", token=token)
     assert missing.status == 404
+
+
+def preflight(gateway: Gateway, origin: str, path: str = "/v1/orders") -> Reply:
+    return call(
+        gateway,
+        "OPTIONS",
+        path,
+        headers={
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type",
+        },
+    )
+
+
+def test_cors_preflight_from_an_allowed_origin_needs_no_token(lone_gateway: Gateway) -> None:
+    reply = preflight(lone_gateway, ALLOWED_ORIGIN)
+    assert reply.status == 200
+    assert reply.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "POST" in reply.headers["access-control-allow-methods"]
+    allowed = reply.headers["access-control-allow-headers"]
+    assert "authorization" in allowed
+    assert "content-type" in allowed
+    assert "grpc-status" in reply.headers["access-control-expose-headers"]
+
+
+def test_cors_preflight_from_another_origin_is_not_answered(lone_gateway: Gateway) -> None:
+    reply = preflight(lone_gateway, "https://evil.example")
+    assert "access-control-allow-origin" not in reply.headers
+    assert_status_body(reply, 401, GRPC_UNAUTHENTICATED)
+
+
+def test_cross_origin_call_still_needs_a_token(lone_gateway: Gateway) -> None:
+    reply = call(lone_gateway, "GET", "/v1/orders", headers={"origin": ALLOWED_ORIGIN})
+    assert_status_body(reply, 401, GRPC_UNAUTHENTICATED)
+    assert reply.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])

@@ -70,6 +70,16 @@ class GatewaySettings:
     jwt_max_lifetime_s: int = 12 * 3600
     """Longest `exp - iat` a token may have; tokens without `exp` are refused outright."""
     jwt_clock_skew_s: int = 30
+    cors_allowed_origins: tuple[str, ...] = (
+        "http://localhost:3000",
+        "http://127.0.0.1:3000",
+        "http://localhost:5173",
+        "http://127.0.0.1:5173",
+        "http://localhost:8000",
+        "http://127.0.0.1:8000",
+    )
+    """Browser origins whose preflights are answered (exact match); the dev front ends' ports."""
+    cors_max_age_s: int = 600
     max_heap_bytes: int = 512 * 1024 * 1024
     max_downstream_connections: int = 1000
 
@@ -108,6 +118,7 @@ def render_config(
         values[f"{name}_burst"] = limit.burst
         values[f"{name}_fill_interval_s"] = limit.fill_interval_s
     values.update({k: v for k, v in asdict(s).items() if not isinstance(v, dict)})
+    values["cors_allowed_origins"] = json.dumps([{"exact": o} for o in s.cors_allowed_origins])
     template = Template((gateway_dir(repo_root) / "envoy.yaml.tmpl").read_text())
     return template.substitute(values)
 
