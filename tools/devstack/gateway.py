@@ -81,6 +81,8 @@ class GatewaySettings:
     """Browser origins whose preflights are answered (exact match); the dev front ends' ports."""
     cors_max_age_s: int = 600
     max_heap_bytes: int = 512 * 1024 * 1024
+    access_log_flush_interval_ms: int = 1000
+    """How soon a request's access log line reaches the log file (Envoy's default is 10 s)."""
     max_downstream_connections: int = 1000
 
 
@@ -205,6 +207,8 @@ class Gateway:
             "warn",
             "--drain-time-s",
             "2",
+            "--file-flush-interval-msec",
+            str(self.settings.access_log_flush_interval_ms),
         ]
 
     def start(self, timeout_s: float = 30.0) -> Gateway:
