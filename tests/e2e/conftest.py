@@ -9,6 +9,7 @@ because what they test is Envoy's own answer when the upstream refuses or never 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,35 @@ def wait_for_endpoint(gateway: Gateway, cluster: str, service: RunningService) -
     assert gateway.process is not None
     envoy: ManagedProcess = gateway.process
     envoy.wait_until(lambda: service.address in gateway.endpoints(cluster), ENDPOINT_TIMEOUT_S)
+
+
+@pytest.fixture(scope="module")
+def stub_orders_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """Envoy in front of a stub orders service that answers ListOrders with no orders and
+    GetOrder with NOT_FOUND: a real gRPC upstream for what the gateway does with replies
+    (HEAD, the access log) without starting the shop."""
+    import grpc
+    from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
+
+    class StubOrders(orders_service_pb2_grpc.OrdersServiceServicer):
+        def ListOrders(
+            self, request: orders_service_pb2.ListOrdersRequest, context: grpc.ServicerContext
+        ) -> orders_service_pb2.ListOrdersResponse:
+            return orders_service_pb2.ListOrdersResponse()
+
+        def GetOrder(
+            self, request: orders_service_pb2.GetOrderRequest, context: grpc.ServicerContext
+        ) -> orders_service_pb2.GetOrderResponse:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"order {request.order_id} not found")
+            raise AssertionError("abort raises")
+
+    topology = Topology.on_free_ports(Path(tmp_path_factory.mktemp("stub-orders-gateway")))
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    orders_service_pb2_grpc.add_OrdersServiceServicer_to_server(StubOrders(), server)
+    server.add_insecure_port(f"127.0.0.1:{topology.orders_port}")
+    server.start()
+    try:
+        with running_gateway(topology) as gateway:
+            yield gateway
+    finally:
+        server.stop(grace=None)

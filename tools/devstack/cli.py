@@ -10,7 +10,7 @@ from pathlib import Path
 from tools.devstack import registry_cli
 from tools.devstack.smoke import smoke
 from tools.devstack.stack import SERVICES, Stack
-from tools.devstack.tokens import KNOWN_ROLES, mint_dev_token
+from tools.devstack.tokens import DEFAULT_TTL_S, KNOWN_ROLES, MAX_TTL_S, mint_dev_token
 from tools.devstack.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     registry_cli.add_commands(commands)
     token = commands.add_parser("token", help="print a development JWT for the gateway")
     token.add_argument("--customer", required=True, help="the customer id: the token's subject")
-    token.add_argument("--ttl-s", type=int, default=3600, help="lifetime in seconds")
+    token.add_argument(
+        "--ttl-s",
+        type=int,
+        default=DEFAULT_TTL_S,
+        help=f"lifetime in seconds, at most {MAX_TTL_S} (the gateway refuses longer ones)",
+    )
     token.add_argument(
         "--role",
         action="append",
@@ -45,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return registry_cli.run(args, Topology.from_env(REPO_ROOT / ".data"), REPO_ROOT)
 
     if args.command == "token":
+        if not 0 < args.ttl_s <= MAX_TTL_S:
+            parser.error(f"--ttl-s must be between 1 and {MAX_TTL_S}")
         print(mint_dev_token(REPO_ROOT, args.customer, args.ttl_s, roles=args.role))
         return 0
 

@@ -60,7 +60,29 @@ class GatewaySettings:
     max_request_body_bytes: int = 1024 * 1024
     max_response_body_bytes: int = 4 * 1024 * 1024
     max_request_headers_kb: int = 32
+    """Enforced by the edge filter (431 / RESOURCE_EXHAUSTED), not the codec: see below."""
+    max_request_headers_count: int = 100
+    codec_request_headers_ceiling_kb: int = 96
+    """What the codecs accept, above `max_request_headers_kb`: an HTTP/2 codec that hits its
+    own limit can only reset the stream, so the limits above are checked by a filter that can
+    answer, and only requests beyond this ceiling still get a reset (docs/gateway.md)."""
+    codec_request_headers_ceiling_count: int = 200
+    jwt_max_lifetime_s: int = 12 * 3600
+    """Longest `exp - iat` a token may have; tokens without `exp` are refused outright."""
+    jwt_clock_skew_s: int = 30
+    cors_allowed_origins: tuple[str, ...] = (
+        "http://localhost:3000",
+        "http://127.0.0.1:3000",
+        "http://localhost:5173",
+        "http://127.0.0.1:5173",
+        "http://localhost:8000",
+        "http://127.0.0.1:8000",
+    )
+    """Browser origins whose preflights are answered (exact match); the dev front ends' ports."""
+    cors_max_age_s: int = 600
     max_heap_bytes: int = 512 * 1024 * 1024
+    access_log_flush_interval_ms: int = 1000
+    """How soon a request's access log line reaches the log file (Envoy's default is 10 s)."""
     max_downstream_connections: int = 1000
 
 
@@ -98,6 +120,7 @@ def render_config(
         values[f"{name}_burst"] = limit.burst
         values[f"{name}_fill_interval_s"] = limit.fill_interval_s
     values.update({k: v for k, v in asdict(s).items() if not isinstance(v, dict)})
+    values["cors_allowed_origins"] = json.dumps([{"exact": o} for o in s.cors_allowed_origins])
     template = Template((gateway_dir(repo_root) / "envoy.yaml.tmpl").read_text())
     return template.substitute(values)
 
@@ -184,6 +207,8 @@ class Gateway:
             "warn",
             "--drain-time-s",
             "2",
+            "--file-flush-interval-msec",
+            str(self.settings.access_log_flush_interval_ms),
         ]
 
     def start(self, timeout_s: float = 30.0) -> Gateway:

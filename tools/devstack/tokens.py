@@ -12,10 +12,12 @@ from pathlib import Path
 
 import jwt
 
-from tools.devstack.gateway import JWT_AUDIENCE, JWT_ISSUER, gateway_dir
+from tools.devstack.gateway import JWT_AUDIENCE, JWT_ISSUER, GatewaySettings, gateway_dir
 
 DEV_KEY_ID = "concord-dev-1"
 DEFAULT_TTL_S = 3600
+MAX_TTL_S = GatewaySettings().jwt_max_lifetime_s
+"""The gateway refuses tokens that expire further ahead than this, so dev tokens never do."""
 # The roles services act on (services.common.caller.Role), so `token --role` refuses typos.
 # Kept here because tools do not import services; tests/unit/test_caller.py keeps them equal.
 KNOWN_ROLES = ("admin",)
@@ -53,4 +55,7 @@ def mint_token(
 def mint_dev_token(
     repo_root: Path, customer_id: str, ttl_s: int = DEFAULT_TTL_S, roles: Sequence[str] = ()
 ) -> str:
+    """A token the gateway accepts: `ttl_s` must lie within the gateway's maximum lifetime."""
+    if not 0 < ttl_s <= MAX_TTL_S:
+        raise ValueError(f"ttl_s must be between 1 and {MAX_TTL_S} (the gateway's maximum)")
     return mint_token(dev_signing_key(repo_root), customer_id, ttl_s, roles=roles)
