@@ -14,6 +14,7 @@ import time
 
 import grpc
 from shop.inventory.v1 import inventory_service_pb2 as inv
+from shop.inventory.v1.inventory_service_pb2_grpc import InventoryServiceStub
 
 from services.common import logs
 from services.common.clients import CallPolicy, ServiceClient, StaticResolver
@@ -23,7 +24,6 @@ from tools.devstack.ports import free_port
 DEADLINE_S = 0.2
 FAIL_MAX = 3
 OPEN_CALLS = 2_000
-METHOD = "/shop.inventory.v1.InventoryService/BatchGetProducts"
 
 
 async def hang(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -31,11 +31,12 @@ async def hang(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
     return b""
 
 
-async def timed_failure(client: ServiceClient) -> float:
+async def timed_failure(client: ServiceClient[InventoryServiceStub]) -> float:
     started = time.perf_counter()
     with contextlib.suppress(DependencyUnavailableError):
         await client.call(
-            METHOD, inv.BatchGetProductsRequest(product_ids=["p"]), inv.BatchGetProductsResponse
+            lambda inventory: inventory.BatchGetProducts,
+            inv.BatchGetProductsRequest(product_ids=["p"]),
         )
     return (time.perf_counter() - started) * 1000
 
@@ -58,6 +59,7 @@ async def main() -> None:
         "inventory",
         StaticResolver(f"127.0.0.1:{port}"),
         CallPolicy(deadline_s=DEADLINE_S, breaker_fail_max=FAIL_MAX, breaker_reset_timeout_s=600),
+        InventoryServiceStub,
     )
     deadline_bound = [await timed_failure(client) for _ in range(FAIL_MAX)]
     assert client.breaker.state == "OPEN"

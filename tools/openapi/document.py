@@ -153,7 +153,14 @@ class DocumentBuilder:
             "paths": dict(sorted(paths.items())),
             "components": {
                 "securitySchemes": {
-                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                    "bearerAuth": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "bearerFormat": "JWT",
+                        "description": "A JWT in the Authorization header only (never the "
+                        "query string); the scheme is case-insensitive; `exp` is required and "
+                        "at most 12 hours after `iat`. Its subject is the customer.",
+                    }
                 },
                 "schemas": dict(sorted(self.schemas.components.items())),
             },
@@ -173,6 +180,7 @@ ERROR_STATUSES: dict[str, str] = {
     "404": "No such resource for this customer, or no such route.",
     "409": "The resource already exists, or a concurrent change came first (ABORTED).",
     "413": "The request body is larger than the gateway accepts.",
+    "431": "Too many request headers, or headers too large.",
     "429": "Too many requests; retry after the `retry-after` header's seconds.",
     "503": "A service this call needs is unavailable or its breaker is open; retry later.",
     "504": "The call did not finish within the gateway's deadline.",
@@ -200,6 +208,10 @@ _HEALTH: dict[str, Any] = {
         "200": {
             "description": "The gateway is up.",
             **_json_body({"type": "object", "properties": {"status": {"type": "string"}}}),
-        }
+        },
+        "405": {
+            "description": "Only GET and HEAD; the `allow` header says so.",
+            **_json_body(ref("google.rpc.Status")),
+        },
     },
 }
