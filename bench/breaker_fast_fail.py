@@ -16,9 +16,9 @@ import grpc
 from shop.inventory.v1 import inventory_service_pb2 as inv
 from shop.inventory.v1.inventory_service_pb2_grpc import InventoryServiceStub
 
-from services.common import logs
-from services.common.clients import CallPolicy, ServiceClient, StaticResolver
-from services.common.errors import DependencyUnavailableError
+from runtime import logs
+from runtime.clients import CallPolicy, ServiceClient, StaticResolver
+from runtime.errors import DependencyUnavailableError
 from tools.devstack.ports import free_port
 
 DEADLINE_S = 0.2

@@ -12,7 +12,7 @@ from registry.breaking import BreakingCheck
 from registry.instances import InstanceTable
 from registry.prober import Prober
 from registry.settings import RegistrySettings
-from services.common.server import Platform, ServiceParts, run_service
+from runtime.server import Platform, ServiceParts, run_service
 
 
 def wire(platform: Platform) -> ServiceParts:

@@ -30,7 +30,7 @@ from registry.xds_resources import (
     clusters,
     load_assignment,
 )
-from services.common.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 

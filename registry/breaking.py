@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from services.common.errors import DependencyUnavailableError, FieldViolation, InvalidArgumentError
+from runtime.errors import DependencyUnavailableError, FieldViolation, InvalidArgumentError
 
 BUF_CONFIG = json.dumps(
     {"version": "v2", "breaking": {"use": ["FILE"], "ignore": ["google/protobuf"]}}

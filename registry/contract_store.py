@@ -9,7 +9,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from services.common.database import Connection
+from runtime.database import Connection
 
 MIGRATIONS = [
     """CREATE TABLE IF NOT EXISTS contract_versions (

@@ -14,11 +14,11 @@ from registry import contract_store
 from registry.breaking import BreakingCheck
 from registry.contract_diff import ChangeKind, diff_sources
 from registry.contract_store import ContractVersion
-from services.common.database import Connection, Database
-from services.common.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
-from services.common.ids import now, timestamp
-from services.common.logs import get_logger
-from services.common.validation import Violations
+from runtime.database import Connection, Database
+from runtime.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
+from runtime.ids import now, timestamp
+from runtime.logs import get_logger
+from runtime.validation import Violations
 
 log = get_logger(__name__)
 

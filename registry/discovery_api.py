@@ -13,11 +13,11 @@ from grpc_status import rpc_status
 from registry.feed import FeedClosedError
 from registry.instances import Health, Instance, InstanceTable
 from registry.prober import Prober
-from services.common.errors import DependencyUnavailableError, DomainError
-from services.common.grpc_errors import to_status
-from services.common.ids import timestamp
-from services.common.logs import get_logger
-from services.common.validation import Violations
+from runtime.errors import DependencyUnavailableError, DomainError
+from runtime.grpc_errors import to_status
+from runtime.ids import timestamp
+from runtime.logs import get_logger
+from runtime.validation import Violations
 
 log = get_logger(__name__)
 
@@ -26,7 +26,7 @@ MAX_NAME_LEN = 200
 MAX_METADATA_ENTRIES = 32
 REGISTRY_WARMING_UP = "REGISTRY_WARMING_UP"
 """ErrorInfo reason of a Resolve that finds no live instance during the warm-up after a start:
-not an answer to trust, unlike DEPENDENCY_UNAVAILABLE (services/common/discovery.py)."""
+not an answer to trust, unlike DEPENDENCY_UNAVAILABLE (runtime/discovery.py)."""
 _HEALTH = {
     Health.UNKNOWN: registry_pb2.HEALTH_STATUS_UNSPECIFIED,
     Health.SERVING: registry_pb2.HEALTH_STATUS_SERVING,

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from registry.feed import ChangeFeed
-from services.common.errors import NotFoundError
-from services.common.ids import new_id
+from runtime.errors import NotFoundError
+from runtime.ids import new_id
 
 
 class Health(enum.Enum):

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from registry.instances import HealthChange, Instance, InstanceTable, ProbeOutcome
 from registry.settings import RegistrySettings
-from services.common.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.settings import env_float, env_int, env_str
+from runtime.settings import env_float, env_int, env_str
 
 PREFIX = "CONCORD_REGISTRY_"
 

@@ -20,7 +20,7 @@ from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
 from registry.instances import Instance
-from services.common.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 

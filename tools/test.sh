@@ -34,7 +34,7 @@ check "buf breaking (against contracts/published.json)" \
 check "ruff check" ruff check --quiet .
 check "ruff format" ruff format --check --quiet .
 check "bazel build //..." bazel build --noshow_progress //...
-check "mypy" mypy --no-error-summary services registry tools tests bench
+check "mypy" mypy --no-error-summary runtime services standins registry tools tests bench
 printf '== bazel test //...\n'
 bazel test --noshow_progress //... 2>&1 | grep -v 'linux-sandbox'
 bazel_status=${PIPESTATUS[0]}

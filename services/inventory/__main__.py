@@ -2,7 +2,7 @@
 
 from shop.inventory.v1 import inventory_service_pb2_grpc
 
-from services.common.server import Platform, ServiceParts, run_service
+from runtime.server import Platform, ServiceParts, run_service
 from services.inventory import handlers, store
 from services.inventory.api import SERVICE_NAME, InventoryApi
 

@@ -10,11 +10,11 @@ from shop.inventory.v1 import (
     inventory_service_pb2_grpc,
 )
 
-from services.common import outbox, paging
-from services.common.caller import Role, caller_of
-from services.common.database import Connection, Database
-from services.common.errors import AlreadyExistsError, NotFoundError
-from services.common.ids import new_id, new_message_id, now, timestamp
+from runtime import outbox, paging
+from runtime.caller import Role, caller_of
+from runtime.database import Connection, Database
+from runtime.errors import AlreadyExistsError, NotFoundError
+from runtime.ids import new_id, new_message_id, now, timestamp
 from services.inventory import store
 from services.inventory.domain import NewProduct, Product, Reservation
 

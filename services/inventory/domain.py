@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from services.common.errors import FailedPreconditionError
+from runtime.errors import FailedPreconditionError
 
 
 class ReservationStatus(Enum):

@@ -11,13 +11,13 @@ from google.protobuf.message import Message
 from shop.inventory.v1 import commands_pb2, events_pb2, inventory_pb2
 from shop.orders.v1 import events_pb2 as order_events_pb2
 
-from services.common import outbox
-from services.common.consumer import Subscription, handler_map
-from services.common.database import Connection
-from services.common.events import stamped
-from services.common.ids import now
-from services.common.logs import get_logger
-from services.common.streams import commands_stream, events_stream
+from runtime import outbox
+from runtime.consumer import Subscription, handler_map
+from runtime.database import Connection
+from runtime.events import stamped
+from runtime.ids import now
+from runtime.logs import get_logger
+from runtime.streams import commands_stream, events_stream
 from services.inventory import store
 from services.inventory.domain import (
     Reservation,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from services.common.database import Connection
+from runtime.database import Connection
 from services.inventory.domain import Product, Reservation, ReservationStatus, StockLine
 
 MIGRATIONS = [

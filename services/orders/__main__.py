@@ -6,8 +6,8 @@ from shop.inventory.v1 import inventory_service_pb2
 from shop.inventory.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from shop.orders.v1 import orders_service_pb2_grpc
 
-from services.common.clients import ServiceClient
-from services.common.server import Platform, ServiceParts, run_service
+from runtime.clients import ServiceClient
+from runtime.server import Platform, ServiceParts, run_service
 from services.orders import handlers, store
 from services.orders.api import ADMIN_SERVICE_NAME, SERVICE_NAME, OrdersAdminApi, OrdersApi
 from services.orders.application import Orders, OrdersConfig

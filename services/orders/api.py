@@ -7,16 +7,16 @@ from google.protobuf.message import Message
 from shop.orders.v1 import events_pb2 as ev
 from shop.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_grpc
 
-from services.common import paging
-from services.common.caller import caller_of
-from services.common.database import Connection, Database
-from services.common.errors import (
+from runtime import paging
+from runtime.caller import caller_of
+from runtime.database import Connection, Database
+from runtime.errors import (
     FieldViolation,
     InvalidArgumentError,
     NotFoundError,
 )
-from services.common.ids import timestamp
-from services.common.validation import Violations, check_timestamp
+from runtime.ids import timestamp
+from runtime.validation import Violations, check_timestamp
 from services.orders import domain, store
 from services.orders.application import Orders
 from services.orders.domain import Line, Order

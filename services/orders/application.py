@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from services.common import outbox
-from services.common.database import Connection
-from services.common.ids import new_id, now
-from services.common.logs import get_logger
+from runtime import outbox
+from runtime.database import Connection
+from runtime.ids import new_id, now
+from runtime.logs import get_logger
 from services.orders import domain, saga, store
 from services.orders.domain import Line, Order, OrderStatus
 

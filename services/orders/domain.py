@@ -13,9 +13,9 @@ from enum import Enum
 from google.protobuf.message import Message
 from shop.orders.v1 import events_pb2 as ev
 
-from services.common.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
-from services.common.events import metadata_of, stamped
-from services.common.validation import Violations
+from runtime.errors import FailedPreconditionError, FieldViolation, InvalidArgumentError
+from runtime.events import metadata_of, stamped
+from runtime.validation import Violations
 
 MAX_TOTAL_MINOR = 10**12
 """The most payments authorises at once (payments' MAX_AMOUNT_MINOR)."""
@@ -106,7 +106,7 @@ def replay(events: list[Message], state: Order | None = None) -> Order | None:
 
 def validate_new_order(lines: list[Line]) -> None:
     """What the contract cannot say: each product at most once. Counts, lengths and ranges are
-    rules on PlaceOrderRequest, enforced before this runs (services/common/contract_rules)."""
+    rules on PlaceOrderRequest, enforced before this runs (runtime/contract_rules)."""
     v = Violations()
     seen: set[str] = set()
     for i, line in enumerate(lines):

@@ -7,9 +7,9 @@ from shop.inventory.v1 import events_pb2 as inventory_ev
 from shop.payments.v1 import events_pb2 as payments_ev
 from shop.payments.v1 import payments_pb2
 
-from services.common.consumer import Subscription, handler_map
-from services.common.database import Connection
-from services.common.streams import events_stream
+from runtime.consumer import Subscription, handler_map
+from runtime.database import Connection
+from runtime.streams import events_stream
 from services.orders.application import Orders
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shop.inventory.v1 import inventory_service_pb2 as inv
 from shop.inventory.v1.inventory_service_pb2_grpc import InventoryServiceStub
 
-from services.common.clients import ServiceClient
+from runtime.clients import ServiceClient
 
 
 class UnknownProductsError(Exception):

@@ -10,9 +10,9 @@ from dataclasses import asdict
 from google.protobuf.message import Message
 from shop.orders.v1 import events_pb2 as ev
 
-from services.common import eventstore
-from services.common.database import Connection
-from services.common.events import metadata_of
+from runtime import eventstore
+from runtime.database import Connection
+from runtime.events import metadata_of
 from services.orders.domain import Line, Order, OrderStatus, evolve, replay
 from services.orders.saga import Saga, SagaStep
 

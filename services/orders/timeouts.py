@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
-from services.common.database import Database
-from services.common.ids import now
-from services.common.logs import get_logger
+from runtime.database import Database
+from runtime.ids import now
+from runtime.logs import get_logger
 from services.orders import store
 from services.orders.application import Orders
 

@@ -3,8 +3,8 @@
 from paygate.v1.paygate_pb2_grpc import PaymentGatewayServiceStub
 from shop.payments.v1 import payments_service_pb2_grpc
 
-from services.common.clients import ServiceClient, StaticResolver
-from services.common.server import Platform, ServiceParts, run_service
+from runtime.clients import ServiceClient, StaticResolver
+from runtime.server import Platform, ServiceParts, run_service
 from services.payments import handlers, store
 from services.payments.api import SERVICE_NAME, PaymentsApi
 from services.payments.authorizations import AuthorizationWorker

@@ -5,10 +5,10 @@ from __future__ import annotations
 import grpc
 from shop.payments.v1 import payments_pb2, payments_service_pb2, payments_service_pb2_grpc
 
-from services.common.caller import Role, caller_of
-from services.common.database import Connection, Database
-from services.common.errors import AlreadyExistsError, NotFoundError
-from services.common.ids import now, timestamp
+from runtime.caller import Role, caller_of
+from runtime.database import Connection, Database
+from runtime.errors import AlreadyExistsError, NotFoundError
+from runtime.ids import now, timestamp
 from services.payments import store
 from services.payments.domain import Account, Payment
 

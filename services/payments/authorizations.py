@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 from functools import partial
 
-from services.common.database import Database
-from services.common.errors import DependencyUnavailableError
-from services.common.logs import get_logger, log_context
+from runtime.database import Database
+from runtime.errors import DependencyUnavailableError
+from runtime.logs import get_logger, log_context
 from services.payments import handlers, store
 from services.payments.domain import Payment
 from services.payments.provider import PaymentProvider, ProviderAnswer

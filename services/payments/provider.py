@@ -15,8 +15,8 @@ import grpc
 from paygate.v1 import paygate_pb2 as pb
 from paygate.v1.paygate_pb2_grpc import PaymentGatewayServiceStub
 
-from services.common.clients import ServiceClient
-from services.common.errors import DependencyUnavailableError
+from runtime.clients import ServiceClient
+from runtime.errors import DependencyUnavailableError
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
-"""Settings particular to payments; the common ones are in services/common/settings.py."""
+"""Settings particular to payments; the common ones are in runtime/settings.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.clients import CallPolicy
-from services.common.settings import env_float, env_int, env_str
+from runtime.clients import CallPolicy
+from runtime.settings import env_float, env_int, env_str
 
 
 @dataclass(frozen=True)

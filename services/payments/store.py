@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from services.common.database import Connection
+from runtime.database import Connection
 from services.payments.domain import Account, DeclineReason, Payment, PaymentStatus
 
 MIGRATIONS = [

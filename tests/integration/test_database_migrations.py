@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.database import Database
-from services.common.migrations import SchemaDriftError
+from runtime.database import Database
+from runtime.migrations import SchemaDriftError
 
 V1 = ["CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY)"]
 V2 = [*V1, "ALTER TABLE items ADD COLUMN name TEXT NOT NULL DEFAULT ''"]

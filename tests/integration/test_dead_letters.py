@@ -12,7 +12,7 @@ from concord.ops.v1 import ops_service_pb2, ops_service_pb2_grpc
 from nats.aio.client import Client
 from shop.inventory.v1 import commands_pb2, events_pb2
 
-from services.common.messages import HEADER_MSG_ID, HEADER_TYPE
+from runtime.messages import HEADER_MSG_ID, HEADER_TYPE
 from tests.support.bus import StreamWatcher, send
 from tests.support.grpc_client import CALL_TIMEOUT_S as T
 from tests.support.processes import ServiceRunner

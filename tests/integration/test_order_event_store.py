@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.common.database import Database
-from services.common.errors import ConcurrencyConflictError
+from runtime.database import Database
+from runtime.errors import ConcurrencyConflictError
 from services.orders import domain, store
 from services.orders.domain import Line, OrderStatus
 

@@ -15,11 +15,11 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from services.common.clients import CallPolicy, ServiceClient
-from services.common.discovery import RegistryResolver
-from services.common.errors import DependencyUnavailableError
-from services.common.registration import Registration
-from services.common.registry_client import RegistryClientSettings
+from runtime.clients import CallPolicy, ServiceClient
+from runtime.discovery import RegistryResolver
+from runtime.errors import DependencyUnavailableError
+from runtime.registration import Registration
+from runtime.registry_client import RegistryClientSettings
 from tests.support.discovery_client import health_server, instances, live_addresses
 from tests.support.polling import eventually
 from tests.support.registry_process import ConcordProcess, registry_process

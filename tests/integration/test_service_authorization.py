@@ -1,5 +1,5 @@
 """Who may do what, decided by the services themselves from the identity metadata the gateway
-sets (services/common/caller.py), called straight on their ports as an operator would.
+sets (runtime/caller.py), called straight on their ports as an operator would.
 
 A call with no identity metadata is a trusted internal caller; one that names a customer is
 held to that customer and the roles it carries. Real inventory, payments and JetStream.

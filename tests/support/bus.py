@@ -11,7 +11,7 @@ from google.protobuf.message import Message
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from services.common.messages import HEADER_MSG_ID, HEADER_TYPE, Envelope, decode
+from runtime.messages import HEADER_MSG_ID, HEADER_TYPE, Envelope, decode
 
 WAIT_TIMEOUT_S = 30.0
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.common.breaker import Breaker, BreakerOpenError
+from runtime.breaker import Breaker, BreakerOpenError
 
 RESET_S = 0.05
 

@@ -1,4 +1,4 @@
-"""Who a call comes from, as every service reads it from metadata (services/common/caller.py),
+"""Who a call comes from, as every service reads it from metadata (runtime/caller.py),
 and the status a refusal becomes."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import json
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 
-from services.common.caller import INTERNAL, Caller, Role, caller_from_metadata, parse_roles
-from services.common.errors import PermissionDeniedError, UnauthenticatedError
-from services.common.grpc_errors import to_status
+from runtime.caller import INTERNAL, Caller, Role, caller_from_metadata, parse_roles
+from runtime.errors import PermissionDeniedError, UnauthenticatedError
+from runtime.grpc_errors import to_status
 from tools.devstack.tokens import KNOWN_ROLES
 
 

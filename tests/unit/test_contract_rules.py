@@ -6,8 +6,8 @@ import pytest
 from shop.inventory.v1 import inventory_service_pb2 as inv
 from shop.orders.v1 import orders_service_pb2 as orders
 
-from services.common import contract_rules
-from services.common.errors import InvalidArgumentError
+from runtime import contract_rules
+from runtime.errors import InvalidArgumentError
 
 
 def fields(message: object) -> dict[str, str]:

@@ -23,7 +23,7 @@ from shop.inventory.v1 import inventory_service_pb2  # noqa: F401  (registers th
 from shop.orders.v1 import orders_service_pb2  # noqa: F401
 from shop.payments.v1 import payments_service_pb2  # noqa: F401
 
-from services.common import contract_rules
+from runtime import contract_rules
 from tests.support.repo import built
 
 Schema = dict[str, Any]

@@ -1,4 +1,4 @@
-"""Statuses a domain error becomes (services/common/grpc_errors.py to_status) stay within what
+"""Statuses a domain error becomes (runtime/grpc_errors.py to_status) stay within what
 a default gRPC client accepts (8 KiB of received metadata), however many problems a request
 has, and still say what went wrong and how much was left out."""
 
@@ -8,14 +8,14 @@ import base64
 
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from services.common import grpc_errors
-from services.common.errors import (
+from runtime import grpc_errors
+from runtime.errors import (
     AlreadyExistsError,
     FieldViolation,
     InvalidArgumentError,
     NotFoundError,
 )
-from services.common.grpc_errors import to_status
+from runtime.grpc_errors import to_status
 
 DEFAULT_CLIENT_METADATA_LIMIT_BYTES = 8 * 1024
 

@@ -11,7 +11,7 @@ from shop.inventory.v1 import events_pb2 as inventory_events
 from shop.orders.v1 import events_pb2 as order_events
 from shop.payments.v1 import events_pb2 as payment_events
 
-from services.common.events import (
+from runtime.events import (
     AGGREGATE_ID,
     EVENT_ID,
     OCCUR_TIME,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.errors import FailedPreconditionError, InvalidArgumentError
+from runtime.errors import FailedPreconditionError, InvalidArgumentError
 from services.orders import domain, saga
 from services.orders.domain import Line, OrderStatus
 from services.orders.saga import SagaStep

@@ -1,4 +1,4 @@
-"""Page tokens (services/common/paging.py): only positions this service issued come back, and
+"""Page tokens (runtime/paging.py): only positions this service issued come back, and
 every other token, however it was made, is INVALID_ARGUMENT with a page_token violation."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from services.common import paging
-from services.common.database import Database
-from services.common.errors import InvalidArgumentError
-from services.common.paging import PageTokens
+from runtime import paging
+from runtime.database import Database
+from runtime.errors import InvalidArgumentError
+from runtime.paging import PageTokens
 
 KEY = bytes(range(32))
 ORDER_POSITION = (float, str)

@@ -12,7 +12,7 @@ from registry.ads import AdsStream, XdsSnapshot
 from registry.contract_diff import ChangeKind, diff_sources
 from registry.instances import Health, InstanceTable, ProbeOutcome
 from registry.xds_resources import CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL
-from services.common.errors import NotFoundError
+from runtime.errors import NotFoundError
 
 SERVICE = "shop.inventory.v1.InventoryService"
 

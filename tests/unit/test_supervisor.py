@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.common import supervisor
-from services.common.supervisor import Supervisor
+from runtime import supervisor
+from runtime.supervisor import Supervisor
 
 
 async def test_a_loop_that_dies_is_started_again(monkeypatch) -> None:  # type: ignore[no-untyped-def]

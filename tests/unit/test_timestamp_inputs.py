@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.errors import InvalidArgumentError
-from services.common.validation import (
+from runtime.errors import InvalidArgumentError
+from runtime.validation import (
     MAX_TIMESTAMP_SECONDS,
     MIN_TIMESTAMP_SECONDS,
     Violations,

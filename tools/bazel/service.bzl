@@ -25,6 +25,6 @@ def concord_service(name, deps = [], extra_srcs = []):
 SHOP_SERVICES = [
     "//services/inventory:inventory_lib",
     "//services/orders:orders_lib",
-    "//services/paygate:paygate_lib",
+    "//standins/paygate:paygate_lib",
     "//services/payments:payments_lib",
 ]

@@ -40,7 +40,7 @@ def command_line(pid: int, proc: Path = PROC) -> list[str]:
 
 def alive_and_ours(pid: int, marker: str, proc: Path = PROC) -> bool:
     """True when `pid` is a live process (not a zombie, not dead) whose command line mentions
-    `marker` (the component's name: `services.paygate`, `.../paygate/__main__.py`,
+    `marker` (the component's name: `standins.paygate`, `.../paygate/__main__.py`,
     `nats-server`, `envoy` all do)."""
     state = process_state(pid, proc)
     if state is None or state in GONE_STATES:

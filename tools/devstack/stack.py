@@ -30,6 +30,8 @@ from tools.devstack.process import ManagedProcess
 from tools.devstack.topology import Topology
 
 SERVICES = ("inventory", "payments", "orders")
+PACKAGES = {**{name: f"services.{name}" for name in SERVICES}, "paygate": "standins.paygate"}
+"""The Python package each process runs: the shop's services, and the stand-ins beside them."""
 SERVICE_NOTES = {
     "paygate": "stand-in payment provider (fault injection for tests)",
     "orders": "event-sourced orders, the place-order saga orchestrator",
@@ -130,7 +132,7 @@ class Stack:
         )
 
     def service_env(self) -> dict[str, str]:
-        """The settings every service reads (services/common/settings.py)."""
+        """The settings every service reads (runtime/settings.py)."""
         t = self.topology
         return {
             "CONCORD_DATA_DIR": str(t.data_dir),
@@ -155,7 +157,7 @@ class Stack:
         return Component(
             name=name,
             address=address,
-            argv=self.launcher(f"services.{name}"),
+            argv=self.launcher(PACKAGES[name]),
             ready=lambda: grpc_serving(address),
             env={
                 **self.service_env(),
@@ -170,7 +172,7 @@ class Stack:
 
     def _live_pid(self, component: Component) -> int | None:
         """The pid in the component's pid file, if that process is alive and ours: its command
-        line names the component (`services.paygate`, `bazel-bin/registry/registry`,
+        line names the component (`standins.paygate`, `bazel-bin/registry/registry`,
         `nats-server`, `envoy`)."""
         try:
             pid = int(self._pid_file(component.name).read_text())

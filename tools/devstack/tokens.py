@@ -18,7 +18,7 @@ DEV_KEY_ID = "concord-dev-1"
 DEFAULT_TTL_S = 3600
 MAX_TTL_S = GatewaySettings().jwt_max_lifetime_s
 """The gateway refuses tokens that expire further ahead than this, so dev tokens never do."""
-# The roles services act on (services.common.caller.Role), so `token --role` refuses typos.
+# The roles services act on (runtime.caller.Role), so `token --role` refuses typos.
 # Kept here because tools do not import services; tests/unit/test_caller.py keeps them equal.
 KNOWN_ROLES = ("admin",)
 

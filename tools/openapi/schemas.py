@@ -4,7 +4,7 @@ Field names are lowerCamelCase (json_name), enums are their value names, 64-bit 
 strings, Timestamps RFC 3339 strings: exactly what the transcoder's print_options produce.
 
 A field's contract rules (`concord.validate.v1.rules`, enforced by the services through
-services/common/contract_rules.py) become JSON Schema keywords here, so the document refuses
+runtime/contract_rules.py) become JSON Schema keywords here, so the document refuses
 exactly what the services refuse. A 64-bit integer whose rules bound it within JSON's exact
 integer range (±2^53) is published as a JSON integer with its bounds, which the transcoder
 accepts as readily as a string; an unbounded one stays a string.

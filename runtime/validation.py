@@ -6,7 +6,7 @@ import re
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.errors import FieldViolation, InvalidArgumentError
+from runtime.errors import FieldViolation, InvalidArgumentError
 
 CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
 

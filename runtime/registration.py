@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
 
-from services.common.logs import get_logger
-from services.common.registry_client import RegistryClientSettings
+from runtime.logs import get_logger
+from runtime.registry_client import RegistryClientSettings
 
 log = get_logger(__name__)
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import grpc
 
-from services.common.errors import PermissionDeniedError, UnauthenticatedError
+from runtime.errors import PermissionDeniedError, UnauthenticatedError
 
 CUSTOMER_HEADER = "x-customer-id"
 ROLES_HEADER = "x-customer-roles"

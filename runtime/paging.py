@@ -20,8 +20,8 @@ import math
 from collections.abc import Sequence
 from typing import NoReturn
 
-from services.common.database import Connection
-from services.common.errors import FieldViolation, InvalidArgumentError
+from runtime.database import Connection
+from runtime.errors import FieldViolation, InvalidArgumentError
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

@@ -8,11 +8,11 @@ from datetime import UTC
 import grpc
 from concord.ops.v1 import ops_service_pb2, ops_service_pb2_grpc
 
-from services.common import outbox
-from services.common.breaker import all_breakers
-from services.common.consumer import Consumer
-from services.common.database import Database
-from services.common.ids import timestamp
+from runtime import outbox
+from runtime.breaker import all_breakers
+from runtime.consumer import Consumer
+from runtime.database import Database
+from runtime.ids import timestamp
 
 SERVICE_NAME = ops_service_pb2.DESCRIPTOR.services_by_name["OperationsService"].full_name
 

@@ -17,7 +17,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.ids import new_message_id, timestamp
+from runtime.ids import new_message_id, timestamp
 
 E = TypeVar("E", bound=Message)
 EVENT_ID, AGGREGATE_ID, VERSION, OCCUR_TIME = 1, 2, 3, 4

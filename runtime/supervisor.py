@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from services.common.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 

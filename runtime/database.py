@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from services.common import migrations as migrations_module
+from runtime import migrations as migrations_module
 
 T = TypeVar("T")
 Connection = sqlite3.Connection

@@ -10,7 +10,7 @@ import grpc
 from paygate.v1 import paygate_pb2 as pb
 from paygate.v1 import paygate_pb2_grpc
 
-from services.paygate.ledger import Authorization, Ledger
+from standins.paygate.ledger import Authorization, Ledger
 
 
 @dataclass

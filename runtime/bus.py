@@ -15,9 +15,9 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from nats.js.errors import BadRequestError
 
-from services.common.logs import get_logger
-from services.common.messages import Envelope
-from services.common.streams import stream_configs
+from runtime.logs import get_logger
+from runtime.messages import Envelope
+from runtime.streams import stream_configs
 
 log = get_logger(__name__)
 CONNECT_RETRY_S = 0.5

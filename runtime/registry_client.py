@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.settings import env_float, env_str
+from runtime.settings import env_float, env_str
 
 DEFAULT_REGISTRY_ADDRESS = "127.0.0.1:50050"
 

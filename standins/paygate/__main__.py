@@ -1,4 +1,4 @@
-"""Starts the PayGate stand-in: `python -m services.paygate` on CONCORD_PAYGATE_PORT (50054)."""
+"""Starts the PayGate stand-in: `python -m standins.paygate` on CONCORD_PAYGATE_PORT (50054)."""
 
 import asyncio
 import os
@@ -9,9 +9,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from paygate.v1 import paygate_pb2, paygate_pb2_grpc
 
-from services.common.grpc_errors import DomainErrorInterceptor
-from services.paygate.ledger import Ledger
-from services.paygate.server import Behaviour, FaultInjection, PaymentGateway
+from runtime.grpc_errors import DomainErrorInterceptor
+from standins.paygate.ledger import Ledger
+from standins.paygate.server import Behaviour, FaultInjection, PaymentGateway
 
 
 async def main() -> None:

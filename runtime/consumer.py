@@ -20,11 +20,11 @@ from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from services.common.bus import Bus
-from services.common.database import Connection, Database
-from services.common.faults import crash_point, failure_point
-from services.common.logs import get_logger, log_context
-from services.common.messages import (
+from runtime.bus import Bus
+from runtime.database import Connection, Database
+from runtime.faults import crash_point, failure_point
+from runtime.logs import get_logger, log_context
+from runtime.messages import (
     HEADER_MSG_ID,
     HEADER_TRACEPARENT,
     HEADER_TYPE,
@@ -33,8 +33,8 @@ from services.common.messages import (
     subject_for,
     trace_id_of,
 )
-from services.common.settings import ServiceSettings
-from services.common.streams import dead_letter_subject
+from runtime.settings import ServiceSettings
+from runtime.streams import dead_letter_subject
 
 log = get_logger(__name__)
 

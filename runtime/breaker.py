@@ -21,7 +21,7 @@ from typing import TypeVar
 from aiobreaker import CircuitBreaker, CircuitBreakerListener, CircuitBreakerState
 from aiobreaker.state import CircuitBreakerBaseState
 
-from services.common.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")

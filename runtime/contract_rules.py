@@ -21,7 +21,7 @@ from concord.validate.v1 import rules_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from services.common.errors import FieldViolation, InvalidArgumentError
+from runtime.errors import FieldViolation, InvalidArgumentError
 
 FieldRules = rules_pb2.FieldRules
 _INTEGERS = frozenset(

@@ -23,20 +23,20 @@ from concord.ops.v1 import ops_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import consumer, logs, outbox, paging
-from services.common.bus import Bus
-from services.common.consumer import Consumer, Subscription
-from services.common.database import Database
-from services.common.diagnostics import SERVICE_NAME as DIAGNOSTICS_SERVICE
-from services.common.diagnostics import DiagnosticsApi
-from services.common.discovery import RegistryResolver
-from services.common.grpc_errors import DomainErrorInterceptor
-from services.common.logs import get_logger
-from services.common.outbox import OutboxRelay
-from services.common.registration import Registration
-from services.common.registry_client import RegistryClientSettings
-from services.common.settings import ServiceSettings
-from services.common.supervisor import Supervisor
+from runtime import consumer, logs, outbox, paging
+from runtime.bus import Bus
+from runtime.consumer import Consumer, Subscription
+from runtime.database import Database
+from runtime.diagnostics import SERVICE_NAME as DIAGNOSTICS_SERVICE
+from runtime.diagnostics import DiagnosticsApi
+from runtime.discovery import RegistryResolver
+from runtime.grpc_errors import DomainErrorInterceptor
+from runtime.logs import get_logger
+from runtime.outbox import OutboxRelay
+from runtime.registration import Registration
+from runtime.registry_client import RegistryClientSettings
+from runtime.settings import ServiceSettings
+from runtime.supervisor import Supervisor
 
 log = get_logger(__name__)
 

@@ -14,11 +14,11 @@ import time
 
 from google.protobuf.message import Message
 
-from services.common.bus import Bus
-from services.common.database import Connection, Database
-from services.common.faults import crash_point
-from services.common.logs import current_context, get_logger
-from services.common.messages import Envelope, new_traceparent
+from runtime.bus import Bus
+from runtime.database import Connection, Database
+from runtime.faults import crash_point
+from runtime.logs import current_context, get_logger
+from runtime.messages import Envelope, new_traceparent
 
 log = get_logger(__name__)
 

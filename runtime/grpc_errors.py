@@ -16,8 +16,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from services.common import contract_rules
-from services.common.errors import (
+from runtime import contract_rules
+from runtime.errors import (
     AlreadyExistsError,
     ConcurrencyConflictError,
     DependencyUnavailableError,
@@ -28,7 +28,7 @@ from services.common.errors import (
     PermissionDeniedError,
     UnauthenticatedError,
 )
-from services.common.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 ERROR_DOMAIN = "concord.shop"

@@ -20,9 +20,9 @@ import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from services.common.errors import DEPENDENCY_UNAVAILABLE, DependencyUnavailableError
-from services.common.logs import get_logger
-from services.common.registry_client import RegistryClientSettings
+from runtime.errors import DEPENDENCY_UNAVAILABLE, DependencyUnavailableError
+from runtime.logs import get_logger
+from runtime.registry_client import RegistryClientSettings
 
 log = get_logger(__name__)
 

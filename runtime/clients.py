@@ -21,8 +21,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from services.common.breaker import Breaker, BreakerOpenError
-from services.common.errors import DependencyUnavailableError
+from runtime.breaker import Breaker, BreakerOpenError
+from runtime.errors import DependencyUnavailableError
 
 R = TypeVar("R", bound=Message)
 S = TypeVar("S")

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from services.common.database import Connection
-from services.common.errors import ConcurrencyConflictError
-from services.common.events import metadata_of
-from services.common.messages import decode
+from runtime.database import Connection
+from runtime.errors import ConcurrencyConflictError
+from runtime.events import metadata_of
+from runtime.messages import decode
 
 MIGRATIONS = [
     """CREATE TABLE IF NOT EXISTS events (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from services.common.logs import get_logger
+from runtime.logs import get_logger
 
 log = get_logger(__name__)
 
