@@ -19,7 +19,8 @@ from shop.inventory.v1.inventory_service_pb2_grpc import InventoryServiceStub
 from runtime import logs
 from runtime.clients import CallPolicy, ServiceClient, StaticResolver
 from runtime.errors import DependencyUnavailableError
-from tools.devstack.ports import free_port
+from runtime.server import SERVER_OPTIONS
+from tools.runner.ports import free_port
 
 DEADLINE_S = 0.2
 FAIL_MAX = 3
@@ -44,7 +45,7 @@ async def timed_failure(client: ServiceClient[InventoryServiceStub]) -> float:
 async def main() -> None:
     logs.configure("bench", level=logging.ERROR)
     port = free_port()
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     server.add_generic_rpc_handlers(
         [
             grpc.method_handlers_generic_handler(

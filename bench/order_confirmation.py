@@ -17,9 +17,9 @@ from shop.orders.v1 import orders_pb2
 
 from tests.support.processes import ServiceRunner
 from tests.support.shop import shop_client
-from tools.devstack.nats import NatsServer
-from tools.devstack.stack import Stack, python_module_launcher
-from tools.devstack.topology import Topology
+from tools.runner.nats import NatsServer
+from tools.runner.stack import Stack, python_module_launcher
+from tools.runner.topology import Topology
 
 ORDERS = 50
 TARGET_S = 1.0

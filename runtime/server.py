@@ -38,6 +38,10 @@ from runtime.registry_client import RegistryClientSettings
 from runtime.settings import ServiceSettings
 from runtime.supervisor import Supervisor
 
+SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
+"""grpc turns SO_REUSEPORT on by default, so a second process binding a port already served
+would silently share its traffic; off, the second bind fails with a clear error instead."""
+
 log = get_logger(__name__)
 
 AddServicer = Callable[[Any, grpc.aio.Server], None]
@@ -108,7 +112,7 @@ async def serve(
         )
     )
     health_servicer = health.aio.HealthServicer()
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
     names = [name for _, _, name in parts.servicers]
     for add, servicer, _ in parts.servicers:
         add(servicer, server)

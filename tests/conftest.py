@@ -12,9 +12,9 @@ from nats.aio.client import Client
 from tests.support.processes import ServiceRunner
 from tests.support.registry_process import ConcordProcess, registry_process
 from tests.support.repo import REPO_ROOT
-from tools.devstack.nats import NatsServer
-from tools.devstack.stack import Stack, python_module_launcher
-from tools.devstack.topology import Topology
+from tools.runner.nats import NatsServer
+from tools.runner.stack import Stack, python_module_launcher
+from tools.runner.topology import Topology
 
 
 @pytest.fixture

@@ -27,6 +27,16 @@ check() {
   fi
 }
 
+# The probe target must fail analysis because orders' library is not visible to inventory.
+boundary_refused() {
+  local out
+  if out=$(bazel build --nobuild --noshow_progress //services/inventory:boundary_probe 2>&1); then
+    echo "//services/inventory:boundary_probe built: service boundaries are not enforced"
+    return 1
+  fi
+  grep -q "is not visible from target" <<<"$out" || { echo "$out"; return 1; }
+}
+
 check "buf lint" buf lint
 check "buf format" buf format --diff --exit-code
 check "buf breaking (against contracts/published.json)" \
@@ -34,6 +44,8 @@ check "buf breaking (against contracts/published.json)" \
 check "ruff check" ruff check --quiet .
 check "ruff format" ruff format --check --quiet .
 check "bazel build //..." bazel build --noshow_progress //...
+check "bazel visibility stops inventory depending on orders" boundary_refused
+check "import boundaries (lint-imports)" env PYTHONPATH="$ROOT:$ROOT/bazel-bin/proto" lint-imports --no-cache
 check "mypy" mypy --no-error-summary runtime services standins registry tools tests bench
 printf '== bazel test //...\n'
 bazel test --noshow_progress //... 2>&1 | grep -v 'linux-sandbox'

@@ -10,6 +10,7 @@ from grpc_reflection.v1alpha import reflection
 from paygate.v1 import paygate_pb2, paygate_pb2_grpc
 
 from runtime.grpc_errors import DomainErrorInterceptor
+from runtime.server import SERVER_OPTIONS
 from standins.paygate.ledger import Ledger
 from standins.paygate.server import Behaviour, FaultInjection, PaymentGateway
 
@@ -18,7 +19,7 @@ async def main() -> None:
     address = f"127.0.0.1:{os.environ.get('CONCORD_PAYGATE_PORT', '50054')}"
     behaviour = Behaviour()
     # The services' interceptor, for its decoding: garbage request bytes are INVALID_ARGUMENT.
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()])
+    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
     paygate_pb2_grpc.add_PaymentGatewayServiceServicer_to_server(
         PaymentGateway(Ledger(), behaviour), server
     )

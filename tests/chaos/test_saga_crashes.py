@@ -14,8 +14,8 @@ from shop.orders.v1 import orders_pb2
 
 from tests.support.processes import RunningService, ServiceRunner
 from tests.support.shop import Shop, shop_client
-from tools.devstack.nats import NatsServer
-from tools.devstack.topology import Topology
+from tools.runner.nats import NatsServer
+from tools.runner.topology import Topology
 
 FAST_REDELIVERY = {"CONCORD_CONSUMER_ACK_WAIT_S": "1"}
 CRASH_WAIT_S = 30.0

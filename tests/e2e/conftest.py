@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from runtime.server import SERVER_OPTIONS
 from tests.support.gateway import running_gateway
 from tests.support.processes import REGISTRY, RunningService, ServiceRunner
-from tools.devstack.gateway import Gateway, GatewaySettings, RouteLimit
-from tools.devstack.process import ManagedProcess
-from tools.devstack.topology import Topology
+from tools.runner.gateway import Gateway, GatewaySettings, RouteLimit
+from tools.runner.process import ManagedProcess
+from tools.runner.topology import Topology
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def stub_orders_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ga
             raise AssertionError("abort raises")
 
     topology = Topology.on_free_ports(Path(tmp_path_factory.mktemp("stub-orders-gateway")))
-    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    server = grpc.server(ThreadPoolExecutor(max_workers=2), options=SERVER_OPTIONS)
     orders_service_pb2_grpc.add_OrdersServiceServicer_to_server(StubOrders(), server)
     server.add_insecure_port(f"127.0.0.1:{topology.orders_port}")
     server.start()

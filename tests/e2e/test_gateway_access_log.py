@@ -18,7 +18,7 @@ import pytest
 from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
 from tests.support.gateway import call, token_for
-from tools.devstack.gateway import Gateway
+from tools.runner.gateway import Gateway
 
 LOG_WAIT_S = 10.0
 """Envoy writes access log lines in batches (GatewaySettings.access_log_flush_interval_ms)."""

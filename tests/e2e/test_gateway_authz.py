@@ -9,7 +9,7 @@ import json
 
 from tests.support.gateway import Reply, admin_token, call, grpcurl_run, token_for
 from tests.support.processes import ServiceRunner
-from tools.devstack.gateway import Gateway
+from tools.runner.gateway import Gateway
 
 GRPC_NOT_FOUND = 5
 GRPC_PERMISSION_DENIED = 7

@@ -25,9 +25,9 @@ from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
 from tests.support.gateway import Reply, call, running_gateway, token_for
 from tests.support.repo import REPO_ROOT
-from tools.devstack.gateway import Gateway, GatewaySettings
-from tools.devstack.tokens import DEV_KEY_ID, dev_signing_key, mint_token
-from tools.devstack.topology import Topology
+from tools.runner.gateway import Gateway, GatewaySettings
+from tools.runner.tokens import DEV_KEY_ID, dev_signing_key, mint_token
+from tools.runner.topology import Topology
 
 GRPC_INVALID_ARGUMENT = 3
 GRPC_DEADLINE_EXCEEDED = 4

@@ -16,10 +16,10 @@ import pytest
 from tests.support.gateway import Reply, admin_token, call
 from tests.support.polling import until
 from tests.support.processes import ServiceRunner, live_addresses
-from tools.devstack.gateway import Gateway
-from tools.devstack.nats import NatsServer
-from tools.devstack.ports import free_port
-from tools.devstack.stack import Stack
+from tools.runner.gateway import Gateway
+from tools.runner.nats import NatsServer
+from tools.runner.ports import free_port
+from tools.runner.stack import Stack
 
 CLUSTER = "inventory"
 PROBE_INTERVAL_S = 2.0

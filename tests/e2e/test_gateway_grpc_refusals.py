@@ -19,8 +19,8 @@ from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
 from tests.e2e.conftest import STRICT_LIMITS
 from tests.support.gateway import running_gateway, token_for
-from tools.devstack.gateway import Gateway, GatewaySettings
-from tools.devstack.topology import Topology
+from tools.runner.gateway import Gateway, GatewaySettings
+from tools.runner.topology import Topology
 
 Metadata = tuple[tuple[str, str], ...]
 

@@ -15,8 +15,8 @@ import pytest
 
 from tests.support.gateway import Reply, call, token_for
 from tests.support.repo import REPO_ROOT
-from tools.devstack.gateway import Gateway, GatewaySettings
-from tools.devstack.tokens import DEV_KEY_ID, MAX_TTL_S, dev_signing_key, mint_dev_token
+from tools.runner.gateway import Gateway, GatewaySettings
+from tools.runner.tokens import DEV_KEY_ID, MAX_TTL_S, dev_signing_key, mint_dev_token
 
 GRPC_INVALID_ARGUMENT = 3
 GRPC_UNIMPLEMENTED = 12

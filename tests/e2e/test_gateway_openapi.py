@@ -14,7 +14,7 @@ import pytest
 from tests.support.gateway import Reply, admin_token, call
 from tests.support.processes import ServiceRunner
 from tests.support.repo import REPO_ROOT
-from tools.devstack.gateway import Gateway
+from tools.runner.gateway import Gateway
 
 Document = dict[str, Any]
 

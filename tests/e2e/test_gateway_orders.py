@@ -10,8 +10,8 @@ from typing import Any
 
 from tests.support.gateway import admin_token, call, descriptor_set_path, token_for
 from tests.support.processes import ServiceRunner
-from tools.devstack.binaries import binary
-from tools.devstack.gateway import Gateway
+from tools.runner.binaries import binary
+from tools.runner.gateway import Gateway
 
 # How long the saga may take before a test gives up: a bound on waiting, not on speed.
 SETTLE_TIMEOUT_S = 60.0

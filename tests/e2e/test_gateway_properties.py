@@ -30,8 +30,8 @@ from tests.support.gateway import admin_token, call, running_gateway, token_for
 from tests.support.generated_requests import json_schema, request_bytes, rest_calls
 from tests.support.processes import REGISTRY, ServiceRunner
 from tests.support.repo import REPO_ROOT, built
-from tools.devstack.gateway import Gateway, GatewaySettings, RouteLimit, public_services
-from tools.devstack.topology import Topology
+from tools.runner.gateway import Gateway, GatewaySettings, RouteLimit, public_services
+from tools.runner.topology import Topology
 
 REST_EXAMPLES = 300
 GRPC_EXAMPLES = 300

@@ -12,7 +12,7 @@ from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
 from tests.e2e.conftest import STRICT_LIMITS
 from tests.support.gateway import call, token_for
-from tools.devstack.gateway import Gateway
+from tools.runner.gateway import Gateway
 
 GRPC_RESOURCE_EXHAUSTED = 8
 ORDER = {"lines": [{"productId": "prd_1", "quantity": 1}]}

@@ -14,7 +14,7 @@ from shop.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
 from tests.e2e.conftest import STRICT_LIMITS
 from tests.support.gateway import admin_token, call, grpcurl_run, token_for
 from tests.support.processes import ServiceRunner
-from tools.devstack.gateway import Gateway
+from tools.runner.gateway import Gateway
 
 
 def product(sku: str, **overrides: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.buf_workspace import copy_buf_workspace
 from tests.support.repo import repo_path
-from tools.devstack.binaries import binary
+from tools.runner.binaries import binary
 
 
 @pytest.fixture

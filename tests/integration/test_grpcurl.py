@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from tests.support.processes import ServiceRunner
-from tools.devstack.binaries import binary
+from tools.runner.binaries import binary
 
 
 def grpcurl(*args: str) -> str:

@@ -15,7 +15,7 @@ from shop.inventory.v1 import inventory_service_pb2 as pb
 from tests.support.bus import StreamWatcher, send
 from tests.support.grpc_client import CALL_TIMEOUT_S as T
 from tests.support.processes import ServiceRunner
-from tools.devstack.nats import NatsServer
+from tools.runner.nats import NatsServer
 
 EVENTS = "SHOP_INVENTORY_EVENTS"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import nats
 
-from tools.devstack.nats import NatsServer
+from tools.runner.nats import NatsServer
 
 
 async def test_duplicate_msg_id_is_stored_once(nats_server: NatsServer) -> None:

@@ -17,7 +17,7 @@ from tests.support.grpc_client import CALL_TIMEOUT_S as T
 from tests.support.grpc_client import field_violations
 from tests.support.processes import ServiceRunner
 from tests.support.shop import Shop, as_customer, shop_client
-from tools.devstack.topology import Topology
+from tools.runner.topology import Topology
 
 S = orders_pb2
 

@@ -21,8 +21,8 @@ from tests.support.processes import ServiceRunner
 from tests.support.processes import live_addresses as live_now
 from tests.support.registry_process import ConcordProcess, registry_process, service_process
 from tests.support.shop import Shop, shop_client
-from tools.devstack.nats import NatsServer
-from tools.devstack.topology import Topology
+from tools.runner.nats import NatsServer
+from tools.runner.topology import Topology
 
 SERVICE = "shop.inventory.v1.InventoryService"
 CLUSTER = "inventory"

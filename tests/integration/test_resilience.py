@@ -18,7 +18,7 @@ from tests.support.grpc_client import CALL_TIMEOUT_S as T
 from tests.support.paygate import PayGateControl
 from tests.support.processes import ServiceRunner
 from tests.support.shop import Shop, shop_client
-from tools.devstack.topology import Topology
+from tools.runner.topology import Topology
 
 PRICING = {
     "CONCORD_PRICING_DEADLINE_S": "0.5",

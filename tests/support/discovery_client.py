@@ -10,6 +10,8 @@ import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc, registry_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from runtime.server import SERVER_OPTIONS
+
 
 async def live_addresses(registry_address: str, service_name: str) -> set[str]:
     """Resolve's answer as a set of addresses; empty when the registry says none is live."""
@@ -52,7 +54,7 @@ class HealthServer:
 
 @asynccontextmanager
 async def health_server(service_name: str, port: int = 0) -> AsyncIterator[HealthServer]:
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")

@@ -12,9 +12,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.devstack.binaries import binary
-from tools.devstack.ports import free_port
-from tools.devstack.process import ManagedProcess
+from tools.runner.binaries import binary
+from tools.runner.ports import free_port
+from tools.runner.process import ManagedProcess
 
 BOOTSTRAP = """\
 node: {{ id: concord-test-envoy, cluster: concord-gateway }}

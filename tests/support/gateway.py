@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.repo import REPO_ROOT
-from tools.devstack.binaries import binary
-from tools.devstack.gateway import DESCRIPTOR_SET, ROUTE_CLUSTERS, Gateway, GatewaySettings
-from tools.devstack.tokens import dev_signing_key, mint_token
-from tools.devstack.topology import Topology
+from tools.runner.binaries import binary
+from tools.runner.gateway import DESCRIPTOR_SET, ROUTE_CLUSTERS, Gateway, GatewaySettings
+from tools.runner.tokens import dev_signing_key, mint_token
+from tools.runner.topology import Topology
 
 HTTP_TIMEOUT_S = 30.0
 

@@ -19,8 +19,8 @@ from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grp
 
 from registry.xds_resources import CLUSTERS
 from tests.support.registry_process import FAST_CLIENT_SETTINGS, FAST_REGISTRY_SETTINGS
-from tools.devstack.process import ManagedProcess
-from tools.devstack.stack import Component, Stack
+from tools.runner.process import ManagedProcess
+from tools.runner.stack import Component, Stack
 
 READY_TIMEOUT_S = 60.0
 REGISTRY = "registry"

@@ -12,9 +12,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.devstack.health import grpc_serving
-from tools.devstack.ports import free_port
-from tools.devstack.process import ManagedProcess
+from tools.runner.health import grpc_serving
+from tools.runner.ports import free_port
+from tools.runner.process import ManagedProcess
 
 READY_TIMEOUT_S = 60.0
 FAST_REGISTRY_SETTINGS = {

@@ -15,7 +15,7 @@ from shop.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_gr
 from shop.payments.v1 import payments_pb2, payments_service_pb2, payments_service_pb2_grpc
 
 from tests.support.grpc_client import CALL_TIMEOUT_S as T
-from tools.devstack.topology import Topology
+from tools.runner.topology import Topology
 
 SETTLE_TIMEOUT_S = 60.0
 TERMINAL = (

@@ -12,7 +12,7 @@ from google.rpc import code_pb2, error_details_pb2
 from runtime.caller import INTERNAL, Caller, Role, caller_from_metadata, parse_roles
 from runtime.errors import PermissionDeniedError, UnauthenticatedError
 from runtime.grpc_errors import to_status
-from tools.devstack.tokens import KNOWN_ROLES
+from tools.runner.tokens import KNOWN_ROLES
 
 
 def envoy_list_claim(values: list[str]) -> str:

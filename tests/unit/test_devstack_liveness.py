@@ -1,5 +1,5 @@
 """`make up` decides whether a component is still running by its process, not by its pid file
-alone (tools/devstack/liveness.py): a zombie left by kill -9, or another program that took the
+alone (tools/runner/liveness.py): a zombie left by kill -9, or another program that took the
 pid, is not running, and neither is a process of ours that no longer answers."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.devstack.liveness import alive_and_ours, process_state
-from tools.devstack.stack import Stack, State, python_module_launcher
-from tools.devstack.topology import Topology
+from tools.runner.liveness import alive_and_ours, process_state
+from tools.runner.stack import Stack, State, python_module_launcher
+from tools.runner.topology import Topology
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 

@@ -14,9 +14,9 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from tests.support.repo import built, repo_path
-from tools.devstack.gateway import public_services
 from tools.openapi.contracts import Contracts
 from tools.openapi.document import DocumentBuilder, camel, openapi_path, path_fields
+from tools.runner.gateway import public_services
 
 VERBS = ("get", "put", "post", "delete", "patch")
 # The shop's bounded contexts are the public API; platform packages (concord.registry, ...)

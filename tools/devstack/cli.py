@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tools.devstack import registry_cli
 from tools.devstack.smoke import smoke
-from tools.devstack.stack import SERVICES, Stack
-from tools.devstack.tokens import DEFAULT_TTL_S, KNOWN_ROLES, MAX_TTL_S, mint_dev_token
-from tools.devstack.topology import Topology
+from tools.runner.stack import SERVICES, Stack
+from tools.runner.tokens import DEFAULT_TTL_S, KNOWN_ROLES, MAX_TTL_S, mint_dev_token
+from tools.runner.topology import Topology
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

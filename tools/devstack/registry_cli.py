@@ -27,8 +27,8 @@ from typing import Any
 
 import grpc
 
-from tools.devstack.binaries import binary
-from tools.devstack.topology import Topology
+from tools.runner.binaries import binary
+from tools.runner.topology import Topology
 
 PUBLISHED_IMAGE = "contracts/published.json"
 SOURCE_ROOTS = ("proto", "third_party/googleapis")

@@ -20,8 +20,8 @@ from pathlib import Path
 import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc, registry_pb2
 
-from tools.devstack.stack import SERVICES, Stack
-from tools.devstack.tokens import mint_dev_token
+from tools.runner.stack import SERVICES, Stack
+from tools.runner.tokens import mint_dev_token
 
 CALL_TIMEOUT_S = 5.0
 SETTLE_S = 15.0

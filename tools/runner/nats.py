@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.devstack.binaries import binary
-from tools.devstack.ports import port_open
-from tools.devstack.process import ManagedProcess
+from tools.runner.binaries import binary
+from tools.runner.ports import port_open
+from tools.runner.process import ManagedProcess
 
 # `sync_interval: always` fsyncs every write: the default (2 minutes) can lose acknowledged
 # messages on a crash, and Concord's outbox marks an event sent once JetStream acknowledged it.

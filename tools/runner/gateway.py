@@ -16,14 +16,11 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING
 
-from tools.devstack.binaries import binary
-from tools.devstack.process import ManagedProcess
-from tools.devstack.topology import Topology
-
-if TYPE_CHECKING:
-    from tools.devstack.stack import Component
+from tools.runner.binaries import binary
+from tools.runner.component import Component
+from tools.runner.process import ManagedProcess
+from tools.runner.topology import Topology
 
 # Built by //gateway:transcoder_descriptors from //proto:descriptors (see gateway/BUILD.bazel).
 DESCRIPTOR_SET = "bazel-bin/gateway/transcoder.binpb"
@@ -250,8 +247,6 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
     descriptor set exists (`make up` builds first), so `make status` and `make down` work on a
     tree that was never built.
     """
-    from tools.devstack.stack import Component  # stack.py imports this module
-
     gateway = Gateway(topology, repo_root, repo_root / DESCRIPTOR_SET)
     if gateway.descriptor_set.exists():
         gateway.write_config()

@@ -16,18 +16,18 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from tools.devstack.binaries import binary
-from tools.devstack.gateway import gateway_component
-from tools.devstack.health import grpc_serving
-from tools.devstack.liveness import GONE_STATES, alive_and_ours, process_state
-from tools.devstack.nats import NatsServer
-from tools.devstack.ports import port_open
-from tools.devstack.process import ManagedProcess
-from tools.devstack.topology import Topology
+from tools.runner.binaries import binary
+from tools.runner.component import Component
+from tools.runner.gateway import gateway_component
+from tools.runner.health import grpc_serving
+from tools.runner.liveness import GONE_STATES, alive_and_ours, process_state
+from tools.runner.nats import NatsServer
+from tools.runner.ports import port_open
+from tools.runner.process import ManagedProcess
+from tools.runner.topology import Topology
 
 SERVICES = ("inventory", "payments", "orders")
 PACKAGES = {**{name: f"services.{name}" for name in SERVICES}, "paygate": "standins.paygate"}
@@ -40,17 +40,6 @@ SERVICE_NOTES = {
 }
 STOP_GRACE_S = 15.0
 READY_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class Component:
-    name: str
-    address: str
-    argv: list[str]
-    ready: Callable[[], bool]
-    """Whether it answers: gRPC health SERVING, or its port open."""
-    env: dict[str, str]
-    note: str
 
 
 class State(StrEnum):

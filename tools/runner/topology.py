@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from tools.devstack.ports import free_ports
+from tools.runner.ports import free_ports
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jwt
 
-from tools.devstack.gateway import JWT_AUDIENCE, JWT_ISSUER, GatewaySettings, gateway_dir
+from tools.runner.gateway import JWT_AUDIENCE, JWT_ISSUER, GatewaySettings, gateway_dir
 
 DEV_KEY_ID = "concord-dev-1"
 DEFAULT_TTL_S = 3600

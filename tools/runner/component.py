@@ -1,0 +1,17 @@
+"""One process of the local stack, as the stack starts, checks and stops it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    address: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    """Whether it answers: gRPC health SERVING, or its port open."""
+    env: dict[str, str]
+    note: str
