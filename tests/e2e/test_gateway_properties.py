@@ -33,8 +33,8 @@ from tests.support.repo import REPO_ROOT, built
 from tools.runner.gateway import Gateway, GatewaySettings, RouteLimit, public_services
 from tools.runner.topology import Topology
 
-REST_EXAMPLES = 300
-GRPC_EXAMPLES = 300
+REST_EXAMPLES = 1000
+GRPC_EXAMPLES = 1000
 CALL_TIMEOUT_S = 10.0
 """A bound on one call: an answer that takes longer counts as a hang."""
 
