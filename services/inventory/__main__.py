@@ -3,20 +3,22 @@
 from shop.inventory.v1 import inventory_service_pb2_grpc
 
 from runtime.server import Platform, ServiceParts, run_service
-from services.inventory import handlers, store
-from services.inventory.api import SERVICE_NAME, InventoryApi
+from services.inventory import consumers, store
+from services.inventory.application import Inventory
+from services.inventory.grpc_api import SERVICE_NAME, InventoryApi
 
 
 def wire(platform: Platform) -> ServiceParts:
+    inventory = Inventory(platform.db, platform.page_tokens)
     return ServiceParts(
         servicers=[
             (
                 inventory_service_pb2_grpc.add_InventoryServiceServicer_to_server,
-                InventoryApi(platform.db, platform.page_tokens),
+                InventoryApi(inventory),
                 SERVICE_NAME,
             )
         ],
-        subscriptions=handlers.subscriptions(),
+        subscriptions=consumers.subscriptions(inventory),
     )
 
 
