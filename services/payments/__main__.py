@@ -5,11 +5,12 @@ from shop.payments.v1 import payments_service_pb2_grpc
 
 from runtime.clients import ServiceClient, StaticResolver
 from runtime.server import Platform, ServiceParts, run_service
-from services.payments import handlers, store
-from services.payments.api import SERVICE_NAME, PaymentsApi
-from services.payments.authorizations import AuthorizationWorker
-from services.payments.provider import PayGate
+from services.payments import consumers, store
+from services.payments.application import Payments
+from services.payments.clients import PayGate
+from services.payments.grpc_api import SERVICE_NAME, PaymentsApi
 from services.payments.settings import PaymentsSettings
+from services.payments.workers import AuthorizationWorker
 
 
 def wire(platform: Platform) -> ServiceParts:
@@ -20,16 +21,17 @@ def wire(platform: Platform) -> ServiceParts:
         settings.provider,
         PaymentGatewayServiceStub,
     )
-    worker = AuthorizationWorker(platform.db, PayGate(paygate), settings.provider_poll_interval_s)
+    payments = Payments(platform.db, PayGate(paygate))
+    worker = AuthorizationWorker(payments, settings.provider_poll_interval_s)
     return ServiceParts(
         servicers=[
             (
                 payments_service_pb2_grpc.add_PaymentsServiceServicer_to_server,
-                PaymentsApi(platform.db),
+                PaymentsApi(payments),
                 SERVICE_NAME,
             )
         ],
-        subscriptions=handlers.subscriptions(),
+        subscriptions=consumers.subscriptions(payments),
         background=[worker.run],
         on_close=[paygate.close],
     )

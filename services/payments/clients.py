@@ -1,5 +1,6 @@
-"""The adapter to the external payment provider (PayGate), behind a small interface so the
-domain and the handlers never see its protocol.
+"""Payments' calls to another party: the external payment provider (PayGate), behind a small
+interface (`PaymentProvider`) so the domain and the application never see its protocol, and
+application tests can stand a fake in for it.
 
 Every call is idempotent by key (the order id), so every call may be retried. Authorize with a
 timeout is resolved, not guessed: look the key up; if the provider cannot say, void the key
