@@ -63,6 +63,29 @@ def handler_map(
     return {cls.DESCRIPTOR.full_name: handler for cls, handler in pairs}
 
 
+def apply_once(
+    conn: Connection,
+    consumer: str,
+    message_id: str,
+    type_name: str,
+    message: Message,
+    handler: Handler,
+) -> bool:
+    """Records the message in `consumer`'s inbox and runs its handler, in the caller's
+    transaction; False, running nothing, when the inbox already holds it (a redelivery).
+    Application tests feed messages through here too, so they see what a consumer does."""
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO inbox (consumer, message_id, type_name, processed_at)"
+        " VALUES (?, ?, ?, ?)",
+        (consumer, message_id, type_name, time.time()),
+    ).rowcount
+    if not inserted:
+        return False
+    failure_point("consumer.handler", type_name)
+    handler(conn, message)
+    return True
+
+
 @dataclass(frozen=True)
 class Subscription:
     """What a service consumes from one stream, and the handler for each message type."""
@@ -205,16 +228,7 @@ class Consumer:
     def _apply(
         self, conn: Connection, message_id: str, type_name: str, message: Message, handler: Handler
     ) -> bool:
-        inserted = conn.execute(
-            "INSERT OR IGNORE INTO inbox (consumer, message_id, type_name, processed_at)"
-            " VALUES (?, ?, ?, ?)",
-            (self.sub.durable, message_id, type_name, time.time()),
-        ).rowcount
-        if not inserted:
-            return False
-        failure_point("consumer.handler", type_name)
-        handler(conn, message)
-        return True
+        return apply_once(conn, self.sub.durable, message_id, type_name, message, handler)
 
     async def _failed(self, msg: Msg, error: Exception) -> None:
         deliveries = msg.metadata.num_delivered

@@ -74,6 +74,17 @@ class ServiceParts:
     """Awaited last, after the server and every loop stopped: close clients and channels."""
 
 
+def database_migrations(service: str, migrations: Sequence[str]) -> dict[str, Sequence[str]]:
+    """Every migration group of a service's database: the platform's, then its own. Application
+    tests open their temporary databases with these too."""
+    return {
+        "outbox": outbox.MIGRATIONS,
+        "inbox": consumer.MIGRATIONS,
+        "paging": paging.MIGRATIONS,
+        service: migrations,
+    }
+
+
 async def serve(
     settings: ServiceSettings,
     migrations: Sequence[str],
@@ -86,14 +97,7 @@ async def serve(
     """`needs_bus=False` runs without NATS (no outbox relay; the wiring asks for no
     consumers); `registers=False` skips self-registration: both are for the registry itself."""
     db = Database(settings.database_path, settings.sqlite_busy_timeout_ms)
-    await db.open(
-        {
-            "outbox": outbox.MIGRATIONS,
-            "inbox": consumer.MIGRATIONS,
-            "paging": paging.MIGRATIONS,
-            settings.service: migrations,
-        }
-    )
+    await db.open(database_migrations(settings.service, migrations))
     page_tokens = paging.PageTokens(await db.read(paging.load_key))
     bus = Bus(settings.nats_url, settings.service, settings.nats_request_timeout_s)
     registry_client = RegistryClientSettings.from_env()
