@@ -1,1 +1,0 @@
-"""Application tests: a service's use cases in-process on a temporary database."""

@@ -25,7 +25,7 @@ async def migrated_database(
 ) -> AsyncIterator[Database]:
     """A fresh `<service>.sqlite3` under `folder` with the platform's and the service's tables,
     closed afterwards."""
-    db = Database(folder / service / f"{service}.sqlite3")
+    db = Database(folder / f"{service}.sqlite3")
     await db.open(database_migrations(service, migrations))
     try:
         yield db
