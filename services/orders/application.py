@@ -34,19 +34,12 @@ class Orders:
         return state
 
     def _advance(self, conn: Connection, order: Order, transition: saga.Transition) -> Order:
-        at = now()
-        events: list[Message] = []
-        if transition.stock_reserved:
-            events += domain.record_stock_reserved(order, at)
-        if transition.confirmed:
-            events += domain.confirm(order, at)
-        if transition.rejected_reason is not None:
-            events += domain.reject(order, transition.rejected_reason, at)
-        order = self._commit(conn, order, events)
+        """Saves one saga step whole: the order's events, the saga state, the commands."""
+        order = self._commit(conn, order, transition.events)
         store.save_saga(conn, transition.saga)
         for command in transition.commands:
             outbox.stage(conn, command)
-        if order.status in (OrderStatus.CONFIRMED, OrderStatus.REJECTED) and events:
+        if transition.events and order.status in (OrderStatus.CONFIRMED, OrderStatus.REJECTED):
             log.info(
                 "order_" + order.status.value.lower(),
                 order_id=order.order_id,
@@ -112,20 +105,22 @@ class Orders:
     def stock_unavailable(self, conn: Connection, order_id: str, reason: str) -> None:
         if loaded := self._load(conn, order_id):
             order, current = loaded
-            self._advance(conn, order, saga.on_stock_unavailable(current, reason))
+            self._advance(conn, order, saga.on_stock_unavailable(current, order, reason, now()))
 
-    def stock_released(self, conn: Connection, order_id: str) -> None:
+    def stock_released(self, conn: Connection, order_id: str, causation_id: str) -> None:
+        """Stock comes back for one of two requests, told apart by what the fact answers: the
+        saga's own ReleaseStock (a compensation) or the order's cancellation."""
         if loaded := self._load(conn, order_id):
             order, current = loaded
-            if order.status is OrderStatus.CANCELLING:
-                self._commit(conn, order, domain.record_stock_released(order, now()))
+            if saga.answers_release(current, causation_id):
+                self._advance(conn, order, saga.on_stock_released(current, order, now()))
             else:
-                self._advance(conn, order, saga.on_stock_released(current))
+                self._commit(conn, order, domain.record_stock_released(order, now()))
 
     def payment_authorized(self, conn: Connection, order_id: str) -> None:
         if loaded := self._load(conn, order_id):
             order, current = loaded
-            self._advance(conn, order, saga.on_payment_authorized(current))
+            self._advance(conn, order, saga.on_payment_authorized(current, order, now()))
 
     def payment_declined(self, conn: Connection, order_id: str, reason: str) -> None:
         if loaded := self._load(conn, order_id):
@@ -139,7 +134,7 @@ class Orders:
     def payment_voided(self, conn: Connection, order_id: str) -> None:
         if loaded := self._load(conn, order_id):
             order, current = loaded
-            self._advance(conn, order, saga.on_payment_voided(current))
+            self._advance(conn, order, saga.on_payment_voided(current, order, now()))
 
     def payment_refunded(self, conn: Connection, order_id: str, amount_minor: int) -> None:
         if loaded := self._load(conn, order_id):
@@ -147,10 +142,10 @@ class Orders:
             self._commit(conn, order, domain.record_payment_refunded(order, amount_minor, now()))
 
     def time_out(self, conn: Connection, order_id: str) -> None:
-        """A step passed its deadline; re-checked inside the transaction."""
+        """A step's deadline passed; the saga re-checks it inside this transaction."""
         if loaded := self._load(conn, order_id):
             order, current = loaded
-            at = now()
-            if current.step is not saga.SagaStep.DONE and current.deadline < at:
+            transition = saga.on_timeout(current, order, now(), self.config.step_timeout_s)
+            if transition.saga != current:
                 log.warning("saga_step_timed_out", order_id=order_id, step=current.step.value)
-                self._advance(conn, order, saga.on_timeout(current, at, self.config.step_timeout_s))
+            self._advance(conn, order, transition)

@@ -21,7 +21,7 @@ def subscriptions(orders: Orders) -> list[Subscription]:
         orders.stock_unavailable(conn, e.order_id, e.reason)
 
     def stock_released(conn: Connection, e: inventory_ev.StockReleased) -> None:
-        orders.stock_released(conn, e.order_id)
+        orders.stock_released(conn, e.order_id, e.causation_id)
 
     def payment_authorized(conn: Connection, e: payments_ev.PaymentAuthorized) -> None:
         orders.payment_authorized(conn, e.order_id)
