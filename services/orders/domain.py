@@ -3,6 +3,11 @@
 Events are the protobuf messages of shop.orders.v1 (the contract is the model); everything here
 is plain Python over them, with no transport or storage. Decisions take the current state and
 return the new events; `evolve` applies one event. Nothing else changes an order.
+
+Two flows move an order, and each has one owner of its rules:
+- placing (PENDING to CONFIRMED or REJECTED) is the place-order saga's (`saga.py`): its steps
+  decide, and these functions only write the events a step implies, with no second guard;
+- cancelling (CONFIRMED to CANCELLING to CANCELLED) is the order's own, decided here.
 """
 
 from __future__ import annotations
@@ -184,23 +189,23 @@ def _next(order: Order, at: float, *events: Message) -> list[Message]:
     ]
 
 
+# --- placing: the saga's step has decided, these write the events it implies ----------------
+
+
 def record_stock_reserved(order: Order, at: float) -> list[Message]:
-    if order.status is not OrderStatus.PENDING or order.stock_reserved:
-        return []
     return _next(order, at, ev.OrderStockReserved())
 
 
 def confirm(order: Order, at: float) -> list[Message]:
-    """Payment authorised: the order is confirmed."""
-    if order.status is not OrderStatus.PENDING or not order.stock_reserved:
-        return []
+    """Payment authorised on reserved stock: the order is confirmed."""
     return _next(order, at, ev.OrderPaymentAuthorized(), ev.OrderConfirmed())
 
 
 def reject(order: Order, reason: str, at: float) -> list[Message]:
-    if order.status is not OrderStatus.PENDING:
-        return []
     return _next(order, at, ev.OrderRejected(reason=reason))
+
+
+# --- cancellation: the order's own choreography ---------------------------------------------
 
 
 def request_cancellation(order: Order, reason: str, at: float) -> list[Message]:
@@ -215,6 +220,7 @@ def request_cancellation(order: Order, reason: str, at: float) -> list[Message]:
 
 
 def record_stock_released(order: Order, at: float) -> list[Message]:
+    """Inventory gave back what a cancelled order held; the second return cancels it."""
     if order.status is not OrderStatus.CANCELLING or order.stock_released:
         return []
     events: list[Message] = [ev.OrderStockReleased()]
@@ -224,6 +230,7 @@ def record_stock_released(order: Order, at: float) -> list[Message]:
 
 
 def record_payment_refunded(order: Order, amount_minor: int, at: float) -> list[Message]:
+    """Payments gave back what a cancelled order held or was charged."""
     if order.status is not OrderStatus.CANCELLING or order.payment_refunded:
         return []
     events: list[Message] = [ev.OrderPaymentRefunded(amount_minor=amount_minor)]

@@ -24,23 +24,26 @@ def test_placed_order_is_pending_at_version_1() -> None:
     assert (order.status, order.version, order.total_minor) == (OrderStatus.PENDING, 1, 1_000)
 
 
+def types(messages: list) -> list[str]:  # type: ignore[type-arg]
+    return [type(m).__name__ for m in messages]
+
+
 def test_confirmation_needs_reserved_stock() -> None:
     order = placed()
-    assert domain.confirm(order, T0) == []
-    reserved = domain.replay(domain.record_stock_reserved(order, T0), order)
-    assert reserved is not None
-    confirmed = domain.replay(domain.confirm(reserved, T0), reserved)
-    assert (
-        confirmed is not None
-        and confirmed.status is OrderStatus.CONFIRMED
-        and confirmed.version == 4
-    )
+    reserving = saga.start(order, T0, 30).saga
+    assert saga.on_payment_authorized(reserving, order, T0).events == []
+    reserved = saga.on_stock_reserved(reserving, order, T0, 30)
+    order = domain.replay(reserved.events, order)  # type: ignore[assignment]
+    confirmed = saga.on_payment_authorized(reserved.saga, order, T0)
+    final = domain.replay(confirmed.events, order)
+    assert final is not None and final.status is OrderStatus.CONFIRMED and final.version == 4
 
 
 def test_cancellation_needs_both_returns_in_any_order() -> None:
     order = placed()
-    for decide in (domain.record_stock_reserved, domain.confirm):
-        order = domain.replay(decide(order, T0), order)  # type: ignore[assignment]
+    reserved = saga.on_stock_reserved(saga.start(order, T0, 30).saga, order, T0, 30)
+    order = domain.replay(reserved.events, order)  # type: ignore[assignment]
+    order = domain.replay(saga.on_payment_authorized(reserved.saga, order, T0).events, order)  # type: ignore[assignment]
     order = domain.replay(domain.request_cancellation(order, "", T0), order)  # type: ignore[assignment]
     assert order.status is OrderStatus.CANCELLING
     after_refund = domain.replay(domain.record_payment_refunded(order, 1_000, T0), order)
@@ -73,46 +76,72 @@ def test_mixed_currencies_are_refused() -> None:
         domain.priced([Line("a", 1), Line("b", 1)], {"a": (1, "USD"), "b": (1, "EUR")})
 
 
-def test_saga_happy_path_commands_in_order() -> None:
+def test_saga_happy_path_events_and_commands_in_order() -> None:
     order = placed()
     start = saga.start(order, T0, 30)
-    assert [type(c).__name__ for c in start.commands] == ["ReserveStock"]
+    assert (start.events, types(start.commands)) == ([], ["ReserveStock"])
     reserved = saga.on_stock_reserved(start.saga, order, T0, 30)
-    assert reserved.stock_reserved and [type(c).__name__ for c in reserved.commands] == [
-        "AuthorizePayment"
-    ]
-    authorized = saga.on_payment_authorized(reserved.saga)
-    assert authorized.confirmed and authorized.saga.step is SagaStep.DONE
-    assert [type(c).__name__ for c in authorized.commands] == [
-        "CommitReservation",
-        "CapturePayment",
-    ]
+    assert types(reserved.events) == ["OrderStockReserved"]
+    assert types(reserved.commands) == ["AuthorizePayment"]
+    order = domain.replay(reserved.events, order)  # type: ignore[assignment]
+    authorized = saga.on_payment_authorized(reserved.saga, order, T0)
+    assert types(authorized.events) == ["OrderPaymentAuthorized", "OrderConfirmed"]
+    assert authorized.saga.step is SagaStep.DONE
+    assert types(authorized.commands) == ["CommitReservation", "CapturePayment"]
+
+
+def authorizing(order: domain.Order) -> tuple[saga.Saga, domain.Order]:
+    reserved = saga.on_stock_reserved(saga.start(order, T0, 30).saga, order, T0, 30)
+    after = domain.replay(reserved.events, order)
+    assert after is not None
+    return reserved.saga, after
 
 
 def test_decline_releases_then_rejects() -> None:
+    current, order = authorizing(placed())
+    declined = saga.on_payment_declined(current, "insufficient credit", T0, 30)
+    assert declined.events == []
+    assert types(declined.commands) == ["ReleaseStock"]
+    released = saga.on_stock_released(declined.saga, order, T0)
+    assert types(released.events) == ["OrderRejected"]
+    rejected = domain.replay(released.events, order)
+    assert rejected is not None
+    assert rejected.rejection_reason == "payment declined: insufficient credit"
+
+
+def test_shortage_rejects_at_once() -> None:
     order = placed()
-    authorizing = saga.on_stock_reserved(saga.start(order, T0, 30).saga, order, T0, 30).saga
-    declined = saga.on_payment_declined(authorizing, "insufficient credit", T0, 30)
-    assert declined.rejected_reason is None
-    assert [type(c).__name__ for c in declined.commands] == ["ReleaseStock"]
-    released = saga.on_stock_released(declined.saga)
-    assert released.rejected_reason == "payment declined: insufficient credit"
+    short = saga.on_stock_unavailable(saga.start(order, T0, 30).saga, order, "none left", T0)
+    assert short.saga.step is SagaStep.DONE and short.commands == []
+    rejected = domain.replay(short.events, order)
+    assert rejected is not None and rejected.status is OrderStatus.REJECTED
+    assert rejected.rejection_reason == "stock unavailable: none left"
 
 
 def test_timeouts_compensate_then_give_up_waiting() -> None:
-    order = placed()
-    authorizing = saga.on_stock_reserved(saga.start(order, T0, 30).saga, order, T0, 30).saga
-    timed_out = saga.on_timeout(authorizing, T0 + 31, 30)
-    assert {type(c).__name__ for c in timed_out.commands} == {"ReleaseStock", "VoidPayment"}
-    released = saga.on_stock_released(timed_out.saga)
-    assert released.rejected_reason is None  # still waiting for the void
-    final = saga.on_timeout(released.saga, T0 + 62, 30)
+    current, order = authorizing(placed())
+    assert saga.on_timeout(current, order, T0 + 29, 30) == saga.Transition(current)  # not yet due
+    timed_out = saga.on_timeout(current, order, T0 + 31, 30)
+    assert set(types(timed_out.commands)) == {"ReleaseStock", "VoidPayment"}
+    released = saga.on_stock_released(timed_out.saga, order, T0 + 32)
+    assert released.events == []  # still waiting for the void
+    final = saga.on_timeout(released.saga, order, T0 + 62, 30)
     assert final.saga.step is SagaStep.DONE
-    assert final.rejected_reason is not None and "void" in final.rejected_reason
+    rejected = domain.replay(final.events, order)
+    assert rejected is not None and rejected.status is OrderStatus.REJECTED
+    assert "void" in rejected.rejection_reason
 
 
 def test_late_replies_change_nothing() -> None:
     order = placed()
-    done = saga.on_stock_unavailable(saga.start(order, T0, 30).saga, "none left")
-    assert saga.on_stock_reserved(done.saga, order, T0, 30).commands == []
-    assert saga.on_payment_authorized(done.saga).confirmed is False
+    done = saga.on_stock_unavailable(saga.start(order, T0, 30).saga, order, "none left", T0)
+    assert saga.on_stock_reserved(done.saga, order, T0, 30) == saga.Transition(done.saga)
+    assert saga.on_payment_authorized(done.saga, order, T0) == saga.Transition(done.saga)
+    assert saga.on_timeout(done.saga, order, T0 + 100, 30) == saga.Transition(done.saga)
+
+
+def test_only_the_sagas_own_release_is_a_compensation() -> None:
+    order = placed()
+    current = saga.start(order, T0, 30).saga
+    assert saga.answers_release(current, f"{order.order_id}:release:0")
+    assert not saga.answers_release(current, "evt_of_a_cancellation")

@@ -1,0 +1,118 @@
+"""OrdersService and OrdersAdminService over gRPC: who is calling, one application call, and
+the translation to and from protobuf. Contract rules run before these (the interceptor)."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.message import Message
+from shop.orders.v1 import events_pb2 as ev
+from shop.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_grpc
+
+from runtime.caller import caller_of
+from runtime.ids import timestamp
+from services.orders.application import Orders
+from services.orders.domain import Line, Order
+
+SERVICE_NAME = orders_service_pb2.DESCRIPTOR.services_by_name["OrdersService"].full_name
+ADMIN_SERVICE_NAME = orders_service_pb2.DESCRIPTOR.services_by_name["OrdersAdminService"].full_name
+EVENT_FIELDS = {
+    field.message_type.full_name: field.name
+    for field in ev.OrderEvent.DESCRIPTOR.oneofs_by_name["event"].fields
+}
+
+
+def order_pb(o: Order) -> orders_pb2.Order:
+    return orders_pb2.Order(
+        order_id=o.order_id,
+        customer_id=o.customer_id,
+        status=f"ORDER_STATUS_{o.status.value}",
+        lines=[
+            orders_pb2.OrderLine(
+                product_id=x.product_id, quantity=x.quantity, unit_price_minor=x.unit_price_minor
+            )
+            for x in o.lines
+        ],
+        total_minor=o.total_minor,
+        currency_code=o.currency_code,
+        rejection_reason=o.rejection_reason,
+        version=o.version,
+        create_time=timestamp(o.create_time),
+        update_time=timestamp(o.update_time),
+    )
+
+
+def event_pb(event: Message) -> ev.OrderEvent:
+    wrapper = ev.OrderEvent()
+    getattr(wrapper, EVENT_FIELDS[event.DESCRIPTOR.full_name]).CopyFrom(event)
+    return wrapper
+
+
+def customer_of(context: grpc.aio.ServicerContext) -> str:
+    """The calling customer, whom the gateway names from the token's subject. Orders belong to
+    customers, so even a trusted internal caller must say on whose behalf it acts."""
+    return caller_of(context).require_customer()
+
+
+class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
+    def __init__(self, orders: Orders) -> None:
+        self._orders = orders
+
+    async def PlaceOrder(
+        self, request: orders_service_pb2.PlaceOrderRequest, context: grpc.aio.ServicerContext
+    ) -> orders_service_pb2.PlaceOrderResponse:
+        order = await self._orders.place_order(
+            customer_of(context),
+            [Line(x.product_id, x.quantity) for x in request.lines],
+            request.idempotency_key,
+        )
+        return orders_service_pb2.PlaceOrderResponse(order=order_pb(order))
+
+    async def GetOrder(
+        self, request: orders_service_pb2.GetOrderRequest, context: grpc.aio.ServicerContext
+    ) -> orders_service_pb2.GetOrderResponse:
+        order = await self._orders.get_order(
+            customer_of(context),
+            request.order_id,
+            request.as_of_version,
+            request.as_of_time if request.HasField("as_of_time") else None,
+        )
+        return orders_service_pb2.GetOrderResponse(order=order_pb(order))
+
+    async def ListOrders(
+        self, request: orders_service_pb2.ListOrdersRequest, context: grpc.aio.ServicerContext
+    ) -> orders_service_pb2.ListOrdersResponse:
+        page = await self._orders.list_orders(
+            customer_of(context), request.page_size, request.page_token
+        )
+        return orders_service_pb2.ListOrdersResponse(
+            orders=[order_pb(o) for o in page.orders], next_page_token=page.next_page_token
+        )
+
+    async def CancelOrder(
+        self, request: orders_service_pb2.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> orders_service_pb2.CancelOrderResponse:
+        order = await self._orders.cancel_order(
+            customer_of(context), request.order_id, request.reason
+        )
+        return orders_service_pb2.CancelOrderResponse(order=order_pb(order))
+
+    async def ListOrderEvents(
+        self, request: orders_service_pb2.ListOrderEventsRequest, context: grpc.aio.ServicerContext
+    ) -> orders_service_pb2.ListOrderEventsResponse:
+        events = await self._orders.list_order_events(customer_of(context), request.order_id)
+        return orders_service_pb2.ListOrderEventsResponse(events=[event_pb(e) for e in events])
+
+
+class OrdersAdminApi(orders_service_pb2_grpc.OrdersAdminServiceServicer):
+    def __init__(self, orders: Orders) -> None:
+        self._orders = orders
+
+    async def RebuildReadModels(
+        self,
+        request: orders_service_pb2.RebuildReadModelsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> orders_service_pb2.RebuildReadModelsResponse:
+        orders, events = await self._orders.rebuild_read_models()
+        return orders_service_pb2.RebuildReadModelsResponse(
+            orders_rebuilt=orders, events_replayed=events
+        )
