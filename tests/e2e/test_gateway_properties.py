@@ -116,10 +116,10 @@ def grpc_calls(draw: st.DrawFn) -> tuple[str, bytes]:
 
 def test_generated_grpc_calls_never_fail_inside(shop: Gateway, topology: Topology) -> None:
     direct = {
-        "shop.orders.v1": topology.orders_port,
-        "shop.inventory.v1": topology.inventory_port,
-        "shop.payments.v1": topology.payments_port,
-        "paygate.v1": topology.paygate_port,
+        "shop.orders.v1": topology.port("orders"),
+        "shop.inventory.v1": topology.port("inventory"),
+        "shop.payments.v1": topology.port("payments"),
+        "paygate.v1": topology.port("paygate"),
     }
     channels: dict[int, grpc.Channel] = {}
 

@@ -64,7 +64,7 @@ def pin_upstreams(config: str, topology: Topology, connect_timeout_s: int) -> st
         PINNED_CLUSTER.format(
             name=name,
             connect_timeout_s=connect_timeout_s,
-            port=getattr(topology, f"{name}_port"),
+            port=topology.port(name),
         )
         for name in ROUTE_CLUSTERS
     ]
