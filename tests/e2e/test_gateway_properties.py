@@ -29,7 +29,7 @@ from tests.e2e.conftest import wait_for_endpoint
 from tests.support.gateway import admin_token, call, running_gateway, token_for
 from tests.support.generated_requests import json_schema, request_bytes, rest_calls
 from tests.support.processes import REGISTRY, ServiceRunner
-from tests.support.repo import REPO_ROOT, built
+from tests.support.repo import built
 from tools.runner.gateway import Gateway, GatewaySettings, RouteLimit, public_services
 from tools.runner.topology import Topology
 
@@ -102,7 +102,7 @@ def test_generated_rest_calls_get_documented_answers(shop: Gateway) -> None:
 def grpc_methods() -> list[tuple[str, Any]]:
     pool = descriptor_pool.Default()
     found = []
-    for service_name in [*public_services(REPO_ROOT), PAYGATE_SERVICE]:
+    for service_name in [*public_services(), PAYGATE_SERVICE]:
         service = pool.FindServiceByName(service_name)
         found += [(f"/{service_name}/{m.name}", m.input_type) for m in service.methods]
     return found
