@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from registry import public_reflection
 from registry.xds_resources import CLUSTERS
 from runtime import catalogue
 from runtime.streams import stream_configs
@@ -65,7 +66,7 @@ def test_the_gateway_routes_every_public_service_and_no_internal_one(tmp_path: P
 
     assert grpc_prefixes == {f"/{name}/" for name in catalogue.public_services()}
     assert rest_prefixes == {"/v1/orders", "/v1/products", "/v1/payments"}
-    assert {r["route"]["cluster"] for r in routes} == set(CLUSTERS)
+    assert {r["route"]["cluster"] for r in routes} == {*CLUSTERS, "public_reflection"}
 
 
 def test_every_stream_of_the_catalogue_is_created() -> None:
@@ -97,3 +98,14 @@ def test_payments_starts_after_the_provider_it_depends_on() -> None:
     order = [p.name for p in catalogue.start_order()]
 
     assert order.index("paygate") < order.index("payments")
+
+
+def test_public_reflection_knows_public_services_only() -> None:
+    services = [s for p in catalogue.CATALOGUE for s in p.services]
+    pool = public_reflection.public_pool(services)
+
+    orders_file = pool.FindFileContainingSymbol("shop.orders.v1.OrdersService")
+    assert list(orders_file.services_by_name) == ["OrdersService"]
+    for internal in ("shop.orders.v1.OrdersAdminService", "paygate.v1.PaymentGatewayService"):
+        with pytest.raises(KeyError):
+            pool.FindFileContainingSymbol(internal)

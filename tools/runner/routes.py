@@ -13,7 +13,8 @@ route (everything else on the prefix: safe to repeat, so a refused connection or
 retried on another instance). Per public gRPC service: a route by service name (a client's
 grpc-timeout honoured up to the write timeout; methods read and write alike, so only failures
 that prove the request never reached a service are retried). Internal services get no route.
-Last, reflection, answered by orders; a stream, so not buffered and never retried.
+Last, reflection, rewritten to the registry's public reflection (registry/public_reflection.py),
+so it lists only public services; a stream, so not buffered and never retried.
 """
 
 from __future__ import annotations
@@ -25,9 +26,14 @@ from typing import Any
 from runtime import catalogue
 from tools.runner.gateway_settings import GatewaySettings, RouteLimit
 
-REFLECTION_CLUSTER = "orders"
-"""Reflection is answered by orders, which imports every contract."""
+REFLECTION_CLUSTER = "public_reflection"
+"""The template's static cluster for reflection: the registry's port."""
 REFLECTION_PATH_REGEX = r"/grpc\.reflection\.v1(alpha)?\.ServerReflection/"
+"""Both versions of reflection (grpcurl asks for v1 first): their messages are the same on the
+wire, and the registry serves v1alpha's."""
+PUBLIC_REFLECTION_PATH = "/concord.gateway.PublicReflection/"
+"""registry/public_reflection.py SERVICE_NAME; the registry serves the reflection protocol
+there for the public services only."""
 
 
 class RouteKind(StrEnum):
@@ -150,6 +156,10 @@ def envoy_route(route: Route, s: GatewaySettings) -> dict[str, Any]:
             "cluster": route.cluster,
             "timeout": "0s",
             "idle_timeout": f"{s.read_timeout_s}s",
+            "regex_rewrite": {
+                "pattern": {"regex": route.match},
+                "substitution": PUBLIC_REFLECTION_PATH,
+            },
         },
         "typed_per_filter_config": {
             ratelimit: _limit("grpc", s.grpc),
