@@ -70,8 +70,7 @@ def shop(services: ServiceRunner, topology: Topology) -> Iterator[Gateway]:
     services.start(REGISTRY)
     with running_gateway(topology, UNLIMITED, from_registry=True) as gateway:
         services.on_live.append(lambda name, service: wait_for_endpoint(gateway, name, service))
-        for name in ("inventory", "payments", "orders"):
-            services.start(name)
+        services.start_shop()
         yield gateway
 
 

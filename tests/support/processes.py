@@ -70,6 +70,12 @@ class ServiceRunner:
     ) -> RunningService:
         return self._start(name, name, env, wait, port=None)
 
+    def start_shop(self) -> None:
+        """Every service of the catalogue (stand-ins come as what they depend on)."""
+        for process in catalogue.start_order():
+            if not process.standin:
+                self.start(process.name)
+
     def start_instance(
         self, name: str, port: int, env: dict[str, str] | None = None
     ) -> RunningService:
