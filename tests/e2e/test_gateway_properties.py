@@ -25,6 +25,7 @@ from shop.inventory.v1 import inventory_service_pb2  # noqa: F401
 from shop.orders.v1 import orders_service_pb2  # noqa: F401
 from shop.payments.v1 import payments_service_pb2  # noqa: F401
 
+from runtime import catalogue
 from tests.e2e.conftest import wait_for_endpoint
 from tests.support.gateway import admin_token, call, running_gateway, token_for
 from tests.support.generated_requests import json_schema, request_bytes, rest_calls
@@ -114,11 +115,10 @@ def grpc_calls(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 def test_generated_grpc_calls_never_fail_inside(shop: Gateway, topology: Topology) -> None:
-    direct = {
-        "shop.orders.v1": topology.port("orders"),
-        "shop.inventory.v1": topology.port("inventory"),
-        "shop.payments.v1": topology.port("payments"),
-        "paygate.v1": topology.port("paygate"),
+    direct = {  # proto package -> the port of the process serving it
+        service.full_name.rsplit(".", 1)[0]: topology.port(process.name)
+        for process in catalogue.CATALOGUE
+        for service in process.services
     }
     channels: dict[int, grpc.Channel] = {}
 
