@@ -53,8 +53,7 @@ def main() -> None:
             Stack(topology, repo_root=Path.cwd(), launcher=python_module_launcher)
         )
         try:
-            for name in ("inventory", "payments", "orders"):
-                runner.start(name)
+            runner.start_shop()
             latencies = sorted(asyncio.run(measure(topology)))
         finally:
             runner.stop_all()

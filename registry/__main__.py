@@ -2,12 +2,13 @@
 
 Discovery, the contract registry and Envoy's ADS share one gRPC server on the registry's port.
 The registry runs on the service platform without NATS and does not register with itself.
+It also answers the gateway's reflection, for the public services only (public_reflection.py).
 """
 
 from concord.registry.v1 import contracts_service_pb2_grpc, discovery_service_pb2_grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
 
-from registry import ads, contract_store, contracts_api, discovery_api
+from registry import ads, contract_store, contracts_api, discovery_api, public_reflection
 from registry.breaking import BreakingCheck
 from registry.instances import InstanceTable
 from registry.prober import Prober
@@ -49,6 +50,7 @@ def wire(platform: Platform) -> ServiceParts:
                 ads.SERVICE_NAME,
             ),
         ],
+        handlers=[public_reflection.handler()],
         background=[prober.run, snapshot.warm_up],
         on_drain=[table.feed.close],
     )

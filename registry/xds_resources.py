@@ -1,6 +1,7 @@
 """What the registry tells Envoy: one EDS cluster per service, endpoints = its live instances.
 
-Cluster names are the ones the gateway's routes use; each maps to the gRPC service whose live
+Clusters are the catalogue's processes with a public service (runtime/catalogue.py), named
+after the process as the gateway's routes name them; each maps to the gRPC service whose live
 instances become the cluster's endpoints. Clusters speak HTTP/2 upstream (gRPC) with the same
 protocol options the gateway's static clusters had.
 """
@@ -20,6 +21,7 @@ from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
 
 from registry.instances import Instance
+from runtime import catalogue
 from runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -28,11 +30,7 @@ CLUSTER_TYPE_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ENDPOINT_TYPE_URL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 HTTP_OPTIONS_EXTENSION = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
-CLUSTERS: dict[str, str] = {
-    "orders": "shop.orders.v1.OrdersService",
-    "inventory": "shop.inventory.v1.InventoryService",
-    "payments": "shop.payments.v1.PaymentsService",
-}
+CLUSTERS: dict[str, str] = {p.name: p.public_services[0] for p in catalogue.gateway_processes()}
 """Envoy cluster name -> the gRPC service whose live instances are its endpoints."""
 
 PER_CONNECTION_BUFFER_LIMIT_BYTES = 32768

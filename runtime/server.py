@@ -65,6 +65,9 @@ class ServiceParts:
 
     servicers: list[tuple[AddServicer, Any, str]] = field(default_factory=list)
     """(add_XServicer_to_server, servicer, full service name)."""
+    handlers: list[grpc.GenericRpcHandler] = field(default_factory=list)
+    """Served, but not listed by reflection, health or the registry: the registry's reflection
+    for the gateway (registry/public_reflection.py) is one."""
     subscriptions: list[Subscription] = field(default_factory=list)
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Long-running coroutines (timeouts, pollers); cancelled and awaited on shutdown."""
@@ -120,6 +123,8 @@ async def serve(
     names = [name for _, _, name in parts.servicers]
     for add, servicer, _ in parts.servicers:
         add(servicer, server)
+    if parts.handlers:
+        server.add_generic_rpc_handlers(tuple(parts.handlers))
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime.catalogue import BY_NAME
+
 
 def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
@@ -35,7 +37,12 @@ def env_int(name: str, default: int) -> int:
         raise ValueError(f"{name}={raw!r} is not an integer") from exc
 
 
-DEFAULT_PORTS = {"registry": 50050, "orders": 50051, "inventory": 50052, "payments": 50053}
+REGISTRY_DEFAULT_PORT = 50050
+"""The platform's own port; every other default is the catalogue's."""
+DEFAULT_PORTS = {
+    "registry": REGISTRY_DEFAULT_PORT,
+    **{p.name: p.default_port for p in BY_NAME.values()},
+}
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,38 @@
-"""The JetStream streams of Concord: one for each context's events, a work queue for each
-context's commands, and one for dead letters. Every service ensures all of them at start, so
-start-up order does not matter."""
+"""The JetStream streams of Concord: those the catalogue lists (one for each context's events, a
+work queue for the commands of the contexts that take them) and one for dead letters. Every
+service ensures all of them at start, so start-up order does not matter."""
 
 from __future__ import annotations
 
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 
-CONTEXTS = ("orders", "inventory", "payments")
-COMMAND_CONTEXTS = ("inventory", "payments")
+from runtime import catalogue
+from runtime.catalogue import Stream, StreamKind
+
 DUPLICATE_WINDOW_S = 600.0  # covers an outbox relay restarted minutes after a crash
 DEAD_LETTER_STREAM = "SHOP_DEAD_LETTERS"
 
 
+RETENTION = {
+    StreamKind.EVENTS: RetentionPolicy.LIMITS,
+    StreamKind.COMMANDS: RetentionPolicy.WORK_QUEUE,
+}
+
+
+def _owned(context: str, kind: StreamKind) -> Stream:
+    """The catalogue's stream, so a consumer of a stream nobody owns fails at wiring time."""
+    stream = Stream(context, kind)
+    if stream not in catalogue.process(context).streams:
+        raise KeyError(f"{context} has no {kind.value} stream in runtime/catalogue.py")
+    return stream
+
+
 def events_stream(context: str) -> str:
-    return f"SHOP_{context.upper()}_EVENTS"
+    return _owned(context, StreamKind.EVENTS).name
 
 
 def commands_stream(context: str) -> str:
-    return f"SHOP_{context.upper()}_COMMANDS"
+    return _owned(context, StreamKind.COMMANDS).name
 
 
 def dead_letter_subject(service: str) -> str:
@@ -27,23 +42,13 @@ def dead_letter_subject(service: str) -> str:
 def stream_configs() -> list[StreamConfig]:
     configs = [
         StreamConfig(
-            name=events_stream(context),
-            subjects=[f"shop.{context}.events.>"],
+            name=stream.name,
+            subjects=list(stream.subjects),
             storage=StorageType.FILE,
-            retention=RetentionPolicy.LIMITS,
+            retention=RETENTION[stream.kind],
             duplicate_window=DUPLICATE_WINDOW_S,
         )
-        for context in CONTEXTS
-    ]
-    configs += [
-        StreamConfig(
-            name=commands_stream(context),
-            subjects=[f"shop.{context}.commands.>"],
-            storage=StorageType.FILE,
-            retention=RetentionPolicy.WORK_QUEUE,
-            duplicate_window=DUPLICATE_WINDOW_S,
-        )
-        for context in COMMAND_CONTEXTS
+        for stream in catalogue.streams()
     ]
     configs.append(
         StreamConfig(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from runtime import catalogue
 from runtime.clients import CallPolicy
 from runtime.settings import env_float, env_int, env_str
 
@@ -16,7 +17,8 @@ class PaymentsSettings:
 
     @classmethod
     def from_env(cls) -> PaymentsSettings:
-        port = env_int("CONCORD_PAYGATE_PORT", 50054)
+        paygate = catalogue.process("paygate")
+        port = env_int(paygate.port_env, paygate.default_port)
         return cls(
             provider_address=env_str("CONCORD_PAYGATE_ADDRESS", f"127.0.0.1:{port}"),
             provider=CallPolicy(

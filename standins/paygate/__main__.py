@@ -1,4 +1,5 @@
-"""Starts the PayGate stand-in: `python -m standins.paygate` on CONCORD_PAYGATE_PORT (50054)."""
+"""Starts the PayGate stand-in: `python -m standins.paygate` on CONCORD_PAYGATE_PORT (50054),
+its catalogue entry's port setting and default (runtime/catalogue.py)."""
 
 import asyncio
 import os
@@ -9,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from paygate.v1 import paygate_pb2, paygate_pb2_grpc
 
+from runtime.catalogue import process
 from runtime.grpc_errors import DomainErrorInterceptor
 from runtime.server import SERVER_OPTIONS
 from standins.paygate.ledger import Ledger
@@ -16,7 +18,8 @@ from standins.paygate.server import Behaviour, FaultInjection, PaymentGateway
 
 
 async def main() -> None:
-    address = f"127.0.0.1:{os.environ.get('CONCORD_PAYGATE_PORT', '50054')}"
+    paygate = process("paygate")
+    address = f"127.0.0.1:{os.environ.get(paygate.port_env, paygate.default_port)}"
     behaviour = Behaviour()
     # The services' interceptor, for its decoding: garbage request bytes are INVALID_ARGUMENT.
     server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)

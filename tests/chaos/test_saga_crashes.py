@@ -12,6 +12,7 @@ import grpc
 import pytest
 from shop.orders.v1 import orders_pb2
 
+from runtime import catalogue
 from tests.support.processes import RunningService, ServiceRunner
 from tests.support.shop import Shop, shop_client
 from tools.runner.nats import NatsServer
@@ -114,9 +115,7 @@ async def test_participant_killed_mid_saga_resumes_on_restart(
     world: World, service: str, crash_at: str
 ) -> None:
     crashing = {service: crash_at}
-    running = {
-        name: world.start(name, crashing.get(name)) for name in ("inventory", "payments", "orders")
-    }
+    running = {p.name: world.start(p.name, crashing.get(p.name)) for p in catalogue.shop_services()}
     product = await world.shop.product(stock=10, price_minor=1_000)
     await world.shop.account("alice", 10_000)
 

@@ -94,7 +94,7 @@ def stub_orders_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ga
     topology = Topology.on_free_ports(Path(tmp_path_factory.mktemp("stub-orders-gateway")))
     server = grpc.server(ThreadPoolExecutor(max_workers=2), options=SERVER_OPTIONS)
     orders_service_pb2_grpc.add_OrdersServiceServicer_to_server(StubOrders(), server)
-    server.add_insecure_port(f"127.0.0.1:{topology.orders_port}")
+    server.add_insecure_port(topology.address("orders"))
     server.start()
     try:
         with running_gateway(topology) as gateway:

@@ -12,7 +12,6 @@ import json
 import socket
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +232,8 @@ def silent_upstream() -> Iterator[socket.socket]:
 def test_a_hung_service_is_a_504_after_the_route_timeout(
     tmp_path: Path, silent_upstream: socket.socket
 ) -> None:
-    topology = replace(
-        Topology.on_free_ports(tmp_path), orders_port=silent_upstream.getsockname()[1]
+    topology = Topology.on_free_ports(tmp_path).with_port(
+        "orders", silent_upstream.getsockname()[1]
     )
     with running_gateway(topology, GatewaySettings(read_timeout_s=1)) as gateway:
         reply = call(gateway, "GET", "/v1/orders/ord_1", token=token_for("alice"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -107,8 +106,8 @@ def silent_upstream() -> Iterator[socket.socket]:
 
 
 def test_route_timeout_is_deadline_exceeded(tmp_path: Path, silent_upstream: socket.socket) -> None:
-    topology = replace(
-        Topology.on_free_ports(tmp_path), orders_port=silent_upstream.getsockname()[1]
+    topology = Topology.on_free_ports(tmp_path).with_port(
+        "orders", silent_upstream.getsockname()[1]
     )
     with running_gateway(topology, GatewaySettings(write_timeout_s=1)) as gateway:
         error = refused_list_orders(gateway, authorised())

@@ -19,8 +19,7 @@ POLL_INTERVAL_S = 0.2
 
 
 def start_shop(services: ServiceRunner) -> None:
-    for name in ("inventory", "payments", "orders"):
-        services.start(name)
+    services.start_shop()
 
 
 def stock_and_credit(gateway: Gateway, customer: str) -> str:

@@ -25,11 +25,12 @@ from shop.inventory.v1 import inventory_service_pb2  # noqa: F401
 from shop.orders.v1 import orders_service_pb2  # noqa: F401
 from shop.payments.v1 import payments_service_pb2  # noqa: F401
 
+from runtime import catalogue
 from tests.e2e.conftest import wait_for_endpoint
 from tests.support.gateway import admin_token, call, running_gateway, token_for
 from tests.support.generated_requests import json_schema, request_bytes, rest_calls
 from tests.support.processes import REGISTRY, ServiceRunner
-from tests.support.repo import REPO_ROOT, built
+from tests.support.repo import built
 from tools.runner.gateway import Gateway, GatewaySettings, RouteLimit, public_services
 from tools.runner.topology import Topology
 
@@ -70,8 +71,7 @@ def shop(services: ServiceRunner, topology: Topology) -> Iterator[Gateway]:
     services.start(REGISTRY)
     with running_gateway(topology, UNLIMITED, from_registry=True) as gateway:
         services.on_live.append(lambda name, service: wait_for_endpoint(gateway, name, service))
-        for name in ("inventory", "payments", "orders"):
-            services.start(name)
+        services.start_shop()
         yield gateway
 
 
@@ -102,7 +102,7 @@ def test_generated_rest_calls_get_documented_answers(shop: Gateway) -> None:
 def grpc_methods() -> list[tuple[str, Any]]:
     pool = descriptor_pool.Default()
     found = []
-    for service_name in [*public_services(REPO_ROOT), PAYGATE_SERVICE]:
+    for service_name in [*public_services(), PAYGATE_SERVICE]:
         service = pool.FindServiceByName(service_name)
         found += [(f"/{service_name}/{m.name}", m.input_type) for m in service.methods]
     return found
@@ -115,11 +115,10 @@ def grpc_calls(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 def test_generated_grpc_calls_never_fail_inside(shop: Gateway, topology: Topology) -> None:
-    direct = {
-        "shop.orders.v1": topology.orders_port,
-        "shop.inventory.v1": topology.inventory_port,
-        "shop.payments.v1": topology.payments_port,
-        "paygate.v1": topology.paygate_port,
+    direct = {  # proto package -> the port of the process serving it
+        service.full_name.rsplit(".", 1)[0]: topology.port(process.name)
+        for process in catalogue.CATALOGUE
+        for service in process.services
     }
     channels: dict[int, grpc.Channel] = {}
 

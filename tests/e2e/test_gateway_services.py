@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 from shop.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
 
+from runtime import catalogue
 from tests.e2e.conftest import STRICT_LIMITS
 from tests.support.gateway import admin_token, call, grpcurl_run, token_for
 from tests.support.processes import ServiceRunner
@@ -175,3 +176,40 @@ def test_grpcurl_through_the_gateway_lists_and_calls(
     assert {"shop.inventory.v1.InventoryService", "shop.payments.v1.PaymentsService"} <= set(listed)
     assert created["product"]["sku"] == "GC-1"
     assert opened["account"]["customerId"] == "alice"
+
+
+def test_reflection_through_the_gateway_lists_and_describes_public_services_only(
+    services: ServiceRunner, gateway: Gateway
+) -> None:
+    services.start("inventory")
+    token = admin_token()
+    address = f"127.0.0.1:{gateway.topology.gateway_port}"
+
+    listed = grpcurl_run(gateway, token, address, "list", reflection=True)
+    described = grpcurl_run(
+        gateway, token, address, "describe", "shop.inventory.v1.InventoryService", reflection=True
+    )
+    called = grpcurl_run(
+        gateway,
+        token,
+        "-d",
+        '{"page_size": 5}',
+        address,
+        "shop.inventory.v1.InventoryService/ListProducts",
+        reflection=True,
+    )
+    hidden = {
+        name: grpcurl_run(gateway, token, address, "describe", name, reflection=True)
+        for name in (
+            "shop.orders.v1.OrdersAdminService",
+            "concord.ops.v1.OperationsService",
+            "grpc.health.v1.Health",
+            "concord.registry.v1.DiscoveryService",
+        )
+    }
+
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(listed.stdout.split()) == sorted(catalogue.public_services())
+    assert described.returncode == 0 and "rpc CreateProduct" in described.stdout
+    assert called.returncode == 0, called.stderr
+    assert {name: r.returncode != 0 for name, r in hidden.items()} == dict.fromkeys(hidden, True)

@@ -24,8 +24,7 @@ S = orders_pb2
 
 @pytest.fixture
 async def shop(services: ServiceRunner, topology: Topology) -> AsyncIterator[Shop]:
-    for name in ("inventory", "payments", "orders"):
-        services.start(name)
+    services.start_shop()
     async with shop_client(topology) as client:
         yield client
 

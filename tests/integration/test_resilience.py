@@ -40,12 +40,12 @@ async def shop(topology: Topology) -> AsyncIterator[Shop]:
 
 @pytest.fixture
 async def paygate(topology: Topology) -> AsyncIterator[PayGateControl]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{topology.paygate_port}") as channel:
+    async with grpc.aio.insecure_channel(topology.address("paygate")) as channel:
         yield PayGateControl(channel)
 
 
 async def breaker_state(topology: Topology, callee: str) -> str:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{topology.orders_port}") as channel:
+    async with grpc.aio.insecure_channel(topology.address("orders")) as channel:
         reply = await ops_service_pb2_grpc.OperationsServiceStub(channel).GetDiagnostics(
             ops_service_pb2.GetDiagnosticsRequest(), timeout=T
         )

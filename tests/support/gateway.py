@@ -64,7 +64,7 @@ def pin_upstreams(config: str, topology: Topology, connect_timeout_s: int) -> st
         PINNED_CLUSTER.format(
             name=name,
             connect_timeout_s=connect_timeout_s,
-            port=getattr(topology, f"{name}_port"),
+            port=topology.port(name),
         )
         for name in ROUTE_CLUSTERS
     ]
@@ -160,15 +160,17 @@ def call(
         connection.close()
 
 
-def grpcurl_run(gateway: Gateway, token: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The real grpcurl through the gateway with `token`, the descriptor set instead of
-    reflection; `args` end with the address and method."""
+def grpcurl_run(
+    gateway: Gateway, token: str, *args: str, reflection: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The real grpcurl through the gateway with `token`, given the descriptor set unless
+    `reflection` (then it asks the gateway); `args` end with the address and method."""
+    protoset = [] if reflection else ["-protoset", str(descriptor_set_path())]
     return subprocess.run(
         [
             str(binary("grpcurl")),
             "-plaintext",
-            "-protoset",
-            str(descriptor_set_path()),
+            *protoset,
             "-H",
             f"authorization: Bearer {token}",
             *args,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
 
-from registry.xds_resources import CLUSTERS
+from runtime import catalogue
 from tests.support.registry_process import FAST_CLIENT_SETTINGS, FAST_REGISTRY_SETTINGS
 from tools.runner.process import ManagedProcess
 from tools.runner.stack import Component, Stack
@@ -25,12 +25,10 @@ from tools.runner.stack import Component, Stack
 READY_TIMEOUT_S = 60.0
 REGISTRY = "registry"
 DEPENDENCIES = {
-    "inventory": (REGISTRY,),
-    "payments": (REGISTRY, "paygate"),
-    "orders": (REGISTRY,),
+    p.name: (*(() if p.standin else (REGISTRY,)), *p.depends_on) for p in catalogue.CATALOGUE
 }
-"""Started first when missing: every service registers with and resolves through the registry;
-payments cannot authorise without its provider (PayGate, external, so not registered)."""
+"""Started first when missing: every service registers with and resolves through the registry,
+then what the catalogue says it depends on (payments: PayGate, external, so not registered)."""
 
 
 @dataclass
@@ -72,6 +70,12 @@ class ServiceRunner:
     ) -> RunningService:
         return self._start(name, name, env, wait, port=None)
 
+    def start_shop(self) -> None:
+        """Every service of the catalogue (stand-ins come as what they depend on)."""
+        for process in catalogue.start_order():
+            if not process.standin:
+                self.start(process.name)
+
     def start_instance(
         self, name: str, port: int, env: dict[str, str] | None = None
     ) -> RunningService:
@@ -112,7 +116,7 @@ class ServiceRunner:
         return service
 
     def _wait_until_live(self, name: str, service: RunningService) -> None:
-        service_name = CLUSTERS.get(name)
+        service_name = None if name == REGISTRY else catalogue.process(name).registered_service
         if service_name is None:
             return  # the registry itself and PayGate are not registered
         service.process.wait_until(

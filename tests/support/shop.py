@@ -126,9 +126,9 @@ async def shop_client(topology: Topology) -> AsyncIterator[Shop]:
     """Channels straight to each service (tests of the services themselves; e2e tests go
     through the gateway)."""
     async with (
-        grpc.aio.insecure_channel(f"127.0.0.1:{topology.inventory_port}") as inv,
-        grpc.aio.insecure_channel(f"127.0.0.1:{topology.payments_port}") as pay,
-        grpc.aio.insecure_channel(f"127.0.0.1:{topology.orders_port}") as orders,
+        grpc.aio.insecure_channel(topology.address("inventory")) as inv,
+        grpc.aio.insecure_channel(topology.address("payments")) as pay,
+        grpc.aio.insecure_channel(topology.address("orders")) as orders,
     ):
         yield Shop(
             inventory_service_pb2_grpc.InventoryServiceStub(inv),

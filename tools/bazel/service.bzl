@@ -26,11 +26,3 @@ def concord_service(name, deps = [], extra_srcs = []):
         visibility = ["//visibility:public"],
         deps = [":" + name + "_lib"],
     )
-
-# Every process of the shop, for test targets that start the whole saga.
-SHOP_SERVICES = [
-    "//services/inventory:inventory_lib",
-    "//services/orders:orders_lib",
-    "//standins/paygate:paygate_lib",
-    "//services/payments:payments_lib",
-]

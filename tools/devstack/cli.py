@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "diagnostics":
         return diagnostics(stack)
     if args.command == "rebuild-read-models":
-        return rebuild_read_models(f"127.0.0.1:{stack.topology.orders_port}")
+        return rebuild_read_models(stack.topology.address("orders"))
     if args.command == "up":
         stack.up()
         print(stack.describe())
@@ -76,7 +76,7 @@ def diagnostics(stack: Stack) -> int:
     from concord.ops.v1 import ops_service_pb2, ops_service_pb2_grpc
 
     for name in SERVICES:
-        address = f"127.0.0.1:{getattr(stack.topology, f'{name}_port')}"
+        address = stack.topology.address(name)
         try:
             with grpc.insecure_channel(address) as channel:
                 reply = ops_service_pb2_grpc.OperationsServiceStub(channel).GetDiagnostics(

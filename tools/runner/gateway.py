@@ -1,6 +1,7 @@
 """The Envoy gateway: renders gateway/envoy.yaml.tmpl from the Topology and starts Envoy.
 
-Ports come from the Topology and limits from `GatewaySettings`, so `make up` and the tests
+Ports come from the Topology, limits from `GatewaySettings` and the routes to the services
+from the catalogue (tools/runner/routes.py), so `make up` and the tests
 (which run their own gateway on free ports, sometimes with tiny rate limits) share one
 template. The descriptor set is the one Bazel builds from proto/, never a copy. The route
 clusters and their endpoints come from the registry over ADS, so a gateway is useful only once
@@ -17,81 +18,40 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
 
+from runtime import catalogue
 from tools.runner.binaries import binary
 from tools.runner.component import Component
+from tools.runner.gateway_settings import GatewaySettings as GatewaySettings
+from tools.runner.gateway_settings import RouteLimit as RouteLimit
 from tools.runner.process import ManagedProcess
+from tools.runner.routes import envoy_route, service_routes
 from tools.runner.topology import Topology
 
 # Built by //gateway:transcoder_descriptors from //proto:descriptors (see gateway/BUILD.bazel).
 DESCRIPTOR_SET = "bazel-bin/gateway/transcoder.binpb"
 JWT_ISSUER = "concord-dev"
 JWT_AUDIENCE = "concord"
-ROUTE_CLUSTERS = ("orders", "inventory", "payments")
-"""The clusters the routes name; the registry serves them (registry/xds_resources.py)."""
-
-
-@dataclass(frozen=True)
-class RouteLimit:
-    """A token bucket: `burst` requests per `fill_interval_s`, refilled all at once."""
-
-    burst: int
-    fill_interval_s: int
-
-
-@dataclass(frozen=True)
-class GatewaySettings:
-    """Every limit and timeout the gateway enforces, with its unit in its name."""
-
-    reads: RouteLimit = RouteLimit(burst=200, fill_interval_s=1)
-    writes: RouteLimit = RouteLimit(burst=50, fill_interval_s=1)
-    grpc: RouteLimit = RouteLimit(burst=200, fill_interval_s=1)
-    read_timeout_s: int = 5
-    write_timeout_s: int = 15
-    connect_timeout_s: int = 1
-    retry_attempts: int = 2
-    """Retries of a request whose instance could not take it (see each route's retry_policy)."""
-    request_headers_timeout_s: int = 10
-    request_timeout_s: int = 60
-    stream_idle_timeout_s: int = 60
-    connection_idle_timeout_s: int = 300
-    max_request_body_bytes: int = 1024 * 1024
-    max_response_body_bytes: int = 4 * 1024 * 1024
-    max_request_headers_kb: int = 32
-    """Enforced by the edge filter (431 / RESOURCE_EXHAUSTED), not the codec: see below."""
-    max_request_headers_count: int = 100
-    codec_request_headers_ceiling_kb: int = 96
-    """What the codecs accept, above `max_request_headers_kb`: an HTTP/2 codec that hits its
-    own limit can only reset the stream, so the limits above are checked by a filter that can
-    answer, and only requests beyond this ceiling still get a reset (docs/gateway.md)."""
-    codec_request_headers_ceiling_count: int = 200
-    jwt_max_lifetime_s: int = 12 * 3600
-    """Longest `exp - iat` a token may have; tokens without `exp` are refused outright."""
-    jwt_clock_skew_s: int = 30
-    cors_allowed_origins: tuple[str, ...] = (
-        "http://localhost:3000",
-        "http://127.0.0.1:3000",
-        "http://localhost:5173",
-        "http://127.0.0.1:5173",
-        "http://localhost:8000",
-        "http://127.0.0.1:8000",
-    )
-    """Browser origins whose preflights are answered (exact match); the dev front ends' ports."""
-    cors_max_age_s: int = 600
-    max_heap_bytes: int = 512 * 1024 * 1024
-    access_log_flush_interval_ms: int = 1000
-    """How soon a request's access log line reaches the log file (Envoy's default is 10 s)."""
-    max_downstream_connections: int = 1000
+ROUTE_CLUSTERS = tuple(p.name for p in catalogue.gateway_processes())
+"""The clusters the routes name, one per process with a public service; the registry serves
+them (registry/xds_resources.py)."""
+ROUTES_INDENT = " " * 24
+"""Where `${service_routes}` sits in the template: the items of the virtual host's routes."""
 
 
 def gateway_dir(repo_root: Path) -> Path:
     return repo_root / "gateway"
 
 
-def public_services(repo_root: Path) -> list[str]:
-    """gateway/public_services.txt: what the gateway transcodes and the OpenAPI describes."""
-    path = gateway_dir(repo_root) / "public_services.txt"
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line]
+def public_services() -> list[str]:
+    """What the gateway routes, transcodes and reflects, and the OpenAPI describes: the
+    catalogue's public services (gateway/public_services.txt is generated from them)."""
+    return list(catalogue.public_services())
+
+
+def render_routes(settings: GatewaySettings) -> str:
+    """The catalogue's routes as YAML list items, one JSON object a line."""
+    items = (f"- {json.dumps(envoy_route(r, settings))}" for r in service_routes())
+    return f"\n{ROUTES_INDENT}".join(items)
 
 
 def render_config(
@@ -111,7 +71,8 @@ def render_config(
         "jwks_path": json.dumps(str((gateway_dir(repo_root) / "jwks.json").absolute())),
         "jwt_issuer": JWT_ISSUER,
         "jwt_audience": JWT_AUDIENCE,
-        "public_services": json.dumps(public_services(repo_root)),
+        "public_services": json.dumps(public_services()),
+        "service_routes": render_routes(s),
     }
     for name, limit in (("read", s.reads), ("write", s.writes), ("grpc", s.grpc)):
         values[f"{name}_burst"] = limit.burst

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
+from runtime import catalogue
 from tools.runner.binaries import binary
 from tools.runner.component import Component
 from tools.runner.gateway import gateway_component
@@ -29,15 +30,8 @@ from tools.runner.ports import port_open
 from tools.runner.process import ManagedProcess
 from tools.runner.topology import Topology
 
-SERVICES = ("inventory", "payments", "orders")
-PACKAGES = {**{name: f"services.{name}" for name in SERVICES}, "paygate": "standins.paygate"}
-"""The Python package each process runs: the shop's services, and the stand-ins beside them."""
-SERVICE_NOTES = {
-    "paygate": "stand-in payment provider (fault injection for tests)",
-    "orders": "event-sourced orders, the place-order saga orchestrator",
-    "inventory": "products, stock, reservations",
-    "payments": "customer credit, authorisations, refunds",
-}
+SERVICES = tuple(p.name for p in catalogue.shop_services())
+"""The shop's own services (they register with the registry); the stand-ins are not among them."""
 STOP_GRACE_S = 15.0
 READY_TIMEOUT_S = 60.0
 
@@ -87,8 +81,7 @@ class Stack:
         return [
             self.registry(),
             self._nats(nats),
-            self.service("paygate"),
-            *(self.service(name) for name in SERVICES),
+            *(self.service(p.name) for p in catalogue.start_order()),
             gateway_component(t, self.repo_root),
         ]
 
@@ -127,33 +120,25 @@ class Stack:
             "CONCORD_DATA_DIR": str(t.data_dir),
             "CONCORD_NATS_URL": t.nats_url,
             "CONCORD_REGISTRY_ADDRESS": f"127.0.0.1:{t.registry_port}",
-            **{
-                f"CONCORD_{name.upper()}_PORT": str(self._port(name))
-                for name in (*SERVICES, "paygate")
-            },
+            **{p.port_env: str(t.port(p.name)) for p in catalogue.CATALOGUE},
         }
-
-    def _port(self, service: str) -> int:
-        return int(getattr(self.topology, f"{service}_port"))
 
     def service(
         self, name: str, extra_env: dict[str, str] | None = None, port: int | None = None
     ) -> Component:
-        """One of the services, started by the stack's launcher; `port` runs another instance
-        beside the one on the topology's port (same data folder, so the same database)."""
-        port = port or self._port(name)
+        """One of the catalogue's processes, started by the stack's launcher; `port` runs
+        another instance beside the one on the topology's port (same data folder, so the same
+        database)."""
+        process = catalogue.process(name)
+        port = port or self.topology.port(name)
         address = f"127.0.0.1:{port}"
         return Component(
             name=name,
             address=address,
-            argv=self.launcher(PACKAGES[name]),
+            argv=self.launcher(process.package),
             ready=lambda: grpc_serving(address),
-            env={
-                **self.service_env(),
-                f"CONCORD_{name.upper()}_PORT": str(port),
-                **(extra_env or {}),
-            },
-            note=SERVICE_NOTES[name],
+            env={**self.service_env(), process.port_env: str(port), **(extra_env or {})},
+            note=process.note,
         )
 
     def _pid_file(self, name: str) -> Path:

@@ -1,16 +1,25 @@
 """Where each of Concord's processes listens and keeps its state.
 
 Every port and path is an environment variable with the default from the design, so tests can
-run a second stack on free ports beside `make up`.
+run a second stack on free ports beside `make up`. The platform's own processes (registry,
+NATS, Envoy) are fields; the shop's processes are whatever the catalogue lists
+(runtime/catalogue.py), each on its `port_env` (`CONCORD_ORDERS_PORT`) or its default port.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from runtime import catalogue
 from tools.runner.ports import free_ports
+
+
+def _default_service_ports() -> dict[str, int]:
+    return {p.name: p.default_port for p in catalogue.CATALOGUE}
 
 
 @dataclass(frozen=True)
@@ -19,12 +28,14 @@ class Topology:
     nats_port: int = 4222
     nats_monitor_port: int = 8222
     registry_port: int = 50050
-    orders_port: int = 50051
-    inventory_port: int = 50052
-    payments_port: int = 50053
-    paygate_port: int = 50054
     gateway_port: int = 8080
     gateway_admin_port: int = 9901
+    service_ports: Mapping[str, int] = field(default_factory=_default_service_ports)
+    """Process name (the catalogue's) -> port."""
+
+    @classmethod
+    def _platform_ports(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name not in ("data_dir", "service_ports")]
 
     @classmethod
     def from_env(cls, default_data_dir: Path) -> Topology:
@@ -32,19 +43,36 @@ class Topology:
         values: dict[str, object] = {
             "data_dir": Path(os.environ.get("CONCORD_DATA_DIR", default_data_dir)).absolute()
         }
-        for field in fields(cls):
-            if field.name == "data_dir":
-                continue
-            raw = os.environ.get(f"CONCORD_{field.name.upper()}")
+        for name in cls._platform_ports():
+            raw = os.environ.get(f"CONCORD_{name.upper()}")
             if raw is not None:
-                values[field.name] = int(raw)
+                values[name] = int(raw)
+        values["service_ports"] = {
+            p.name: int(os.environ.get(p.port_env, p.default_port)) for p in catalogue.CATALOGUE
+        }
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
     def on_free_ports(cls, data_dir: Path) -> Topology:
-        names = [f.name for f in fields(cls) if f.name != "data_dir"]
-        ports = dict(zip(names, free_ports(len(names)), strict=True))
-        return cls(data_dir=data_dir, **ports)
+        names = cls._platform_ports()
+        services = [p.name for p in catalogue.CATALOGUE]
+        ports = free_ports(len(names) + len(services))
+        return cls(
+            data_dir=data_dir,
+            **dict(zip(names, ports[: len(names)], strict=True)),  # type: ignore[arg-type]
+            service_ports=dict(zip(services, ports[len(names) :], strict=True)),
+        )
+
+    def port(self, process: str) -> int:
+        """The port of a catalogue process (`orders`, `paygate`, ...)."""
+        return self.service_ports[catalogue.process(process).name]
+
+    def address(self, process: str) -> str:
+        return f"127.0.0.1:{self.port(process)}"
+
+    def with_port(self, process: str, port: int) -> Topology:
+        """This topology with one process moved, e.g. onto a socket a test holds."""
+        return dataclasses.replace(self, service_ports={**self.service_ports, process: port})
 
     @property
     def log_dir(self) -> Path:
