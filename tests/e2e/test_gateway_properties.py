@@ -17,16 +17,12 @@ from typing import Any
 import grpc
 import jsonschema
 import pytest
-from google.protobuf import descriptor_pool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from paygate.v1 import paygate_pb2  # noqa: F401  (registers PayGate's service)
-from shop.inventory.v1 import inventory_service_pb2  # noqa: F401
-from shop.orders.v1 import orders_service_pb2  # noqa: F401
-from shop.payments.v1 import payments_service_pb2  # noqa: F401
 
 from runtime import catalogue
 from tests.e2e.conftest import wait_for_endpoint
+from tests.support.contracts import service_descriptor
 from tests.support.gateway import admin_token, call, running_gateway, token_for
 from tests.support.generated_requests import json_schema, request_bytes, rest_calls
 from tests.support.processes import REGISTRY, ServiceRunner
@@ -100,10 +96,9 @@ def test_generated_rest_calls_get_documented_answers(shop: Gateway) -> None:
 
 
 def grpc_methods() -> list[tuple[str, Any]]:
-    pool = descriptor_pool.Default()
     found = []
     for service_name in [*public_services(), PAYGATE_SERVICE]:
-        service = pool.FindServiceByName(service_name)
+        service = service_descriptor(service_name)
         found += [(f"/{service_name}/{m.name}", m.input_type) for m in service.methods]
     return found
 

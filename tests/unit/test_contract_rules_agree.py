@@ -15,15 +15,12 @@ from typing import Any
 
 import jsonschema
 import pytest
-from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
-from shop.inventory.v1 import inventory_service_pb2  # noqa: F401  (registers the types)
-from shop.orders.v1 import orders_service_pb2  # noqa: F401
-from shop.payments.v1 import payments_service_pb2  # noqa: F401
 
 from runtime import contract_rules
+from tests.support.contracts import service_descriptor
 from tests.support.repo import built
 
 Schema = dict[str, Any]
@@ -112,14 +109,13 @@ def document() -> Schema:
 
 
 def operations(document: Schema) -> Iterator[tuple[str, Schema, Descriptor]]:
-    pool = descriptor_pool.Default()
     for item in document["paths"].values():
         for operation in item.values():
             grpc_method = operation.get("x-grpc-method")
             if not grpc_method:
                 continue
             service, method = grpc_method.strip("/").split("/")
-            request = pool.FindServiceByName(service).methods_by_name[method].input_type
+            request = service_descriptor(service).methods_by_name[method].input_type
             yield operation["operationId"], operation, request
 
 
