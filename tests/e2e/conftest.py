@@ -8,6 +8,7 @@ because what they test is Envoy's own answer when the upstream refuses or never 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -101,3 +102,12 @@ def stub_orders_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ga
             yield gateway
     finally:
         server.stop(grace=None)
+
+
+@pytest.fixture
+def silent_upstream() -> Iterator[socket.socket]:
+    """A listener that accepts connections and never answers: a hung service."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import socket
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -218,15 +217,6 @@ def test_edge_hardening_is_in_force(lone_gateway: Gateway) -> None:
     assert manager["max_request_headers_kb"] > GatewaySettings().max_request_headers_kb
     for cluster in bootstrap["static_resources"]["clusters"]:
         assert cluster["per_connection_buffer_limit_bytes"] == 32768
-
-
-@pytest.fixture
-def silent_upstream() -> Iterator[socket.socket]:
-    """A listener that accepts connections and never answers: a hung service."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener
 
 
 def test_a_hung_service_is_a_504_after_the_route_timeout(

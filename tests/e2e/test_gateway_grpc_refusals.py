@@ -9,7 +9,6 @@ wrong, and its edge filter answers what the HTTP/2 codec would only reset (docs/
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -94,15 +93,6 @@ def test_rate_limited_call_is_resource_exhausted_with_retry_after(
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     trailers = dict(error.trailing_metadata() or ())
     assert trailers["retry-after"] == str(STRICT_LIMITS.grpc.fill_interval_s)
-
-
-@pytest.fixture
-def silent_upstream() -> Iterator[socket.socket]:
-    """A listener that accepts connections and never answers: a hung service."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        yield listener
 
 
 def test_route_timeout_is_deadline_exceeded(tmp_path: Path, silent_upstream: socket.socket) -> None:
