@@ -15,3 +15,5 @@ class Component:
     """Whether it answers: gRPC health SERVING, or its port open."""
     env: dict[str, str]
     note: str
+    ports: tuple[int, ...] = ()
+    """The loopback ports it listens on; `make up` waits until they can be bound."""

@@ -220,4 +220,5 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
         ready=lambda: routes_ready(topology.gateway_admin_port),
         env={},
         note="gateway: REST + gRPC, JWT, rate limits; endpoints from the registry (ADS)",
+        ports=(topology.gateway_port, topology.gateway_admin_port),
     )

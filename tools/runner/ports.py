@@ -67,6 +67,35 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+def bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_until_bindable(port: int, timeout_s: float, owner: str) -> None:
+    """Returns once `port` can be listened on. The default service ports (5005x) lie in Linux's
+    ephemeral range, so a client's connection elsewhere may have taken one as its local port and
+    hold it in TIME_WAIT for a minute: wait that out, saying so, rather than let the server
+    die on 'Address already in use'."""
+    if bindable(port):
+        return
+    if port_open("127.0.0.1", port):
+        raise RuntimeError(f"{owner}: port {port} is taken by another listening process")
+    print(
+        f"{owner}: waiting for port {port}, held by a closing connection (up to {timeout_s:.0f} s)"
+    )
+    deadline = time.monotonic() + timeout_s
+    while not bindable(port):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{owner}: port {port} is still in use after {timeout_s:.0f} s")
+        time.sleep(1.0)
+
+
 def port_open(host: str, port: int, timeout_s: float = 0.2) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout_s):

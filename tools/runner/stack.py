@@ -26,7 +26,7 @@ from tools.runner.gateway import gateway_component
 from tools.runner.health import grpc_serving
 from tools.runner.liveness import GONE_STATES, alive_and_ours, process_state
 from tools.runner.nats import NatsServer
-from tools.runner.ports import port_open
+from tools.runner.ports import port_open, wait_until_bindable
 from tools.runner.process import ManagedProcess
 from tools.runner.topology import Topology
 
@@ -34,6 +34,8 @@ SERVICES = tuple(p.name for p in catalogue.shop_services())
 """The shop's own services (they register with the registry); the stand-ins are not among them."""
 STOP_GRACE_S = 15.0
 READY_TIMEOUT_S = 60.0
+PORT_FREE_TIMEOUT_S = 90.0
+"""How long `up` waits for a port still held by a closing connection (TIME_WAIT lasts 60 s)."""
 
 
 class State(StrEnum):
@@ -100,6 +102,7 @@ class Stack:
                 **(extra_env or {}),
             },
             note="discovery, contract registry, xDS (ADS) for Envoy",
+            ports=(t.registry_port,),
         )
 
     def _nats(self, nats: NatsServer) -> Component:
@@ -111,6 +114,7 @@ class Stack:
             ready=lambda: port_open("127.0.0.1", t.nats_port),
             env={},
             note="JetStream, file storage, sync_interval always",
+            ports=(t.nats_port, t.nats_monitor_port),
         )
 
     def service_env(self) -> dict[str, str]:
@@ -139,6 +143,7 @@ class Stack:
             ready=lambda: grpc_serving(address),
             env={**self.service_env(), process.port_env: str(port), **(extra_env or {})},
             note=process.note,
+            ports=(port,),
         )
 
     def _pid_file(self, name: str) -> Path:
@@ -169,6 +174,8 @@ class Stack:
             if pid is not None:
                 print(f"{component.name}: pid {pid} is alive but not answering; restarting it")
                 _stop_group(pid)
+            for port in component.ports:
+                wait_until_bindable(port, PORT_FREE_TIMEOUT_S, component.name)
             process = ManagedProcess(
                 name=component.name,
                 argv=component.argv,
