@@ -258,3 +258,33 @@ def test_connect_get_reads_through_the_query_string(stub_orders_gateway: Gateway
 
     assert reply.status == 404
     assert reply.json() == {"code": "not_found", "message": "order ord_1 not found"}
+
+
+@pytest.mark.parametrize("content_type", ["application/proto", "application/grpc-web+proto"])
+def test_message_over_one_mebibyte_is_resource_exhausted(
+    lone_gateway: Gateway, content_type: str
+) -> None:
+    """The bridges buffer a Connect unary body whole; the buffer filter's limit still holds,
+    and the refusal is in the client's protocol."""
+    request = orders_service_pb2.ListOrdersRequest(page_token="x" * (2 * 1024 * 1024))
+    payload = request.SerializeToString()
+    if content_type == "application/proto":
+        body, headers = payload, {"connect-protocol-version": "1"}
+    else:
+        body, headers = struct.pack(">BI", 0, len(payload)) + payload, {}
+    reply = call(
+        lone_gateway,
+        "POST",
+        f"/{LIST_ORDERS}",
+        token=token_for("alice"),
+        body=body,
+        headers={"content-type": content_type, **headers},
+    )
+
+    message = "request message larger than 1048576 bytes"
+    if content_type == "application/proto":  # Connect unary
+        assert reply.status == 429
+        assert reply.json() == {"code": "resource_exhausted", "message": message}
+    else:
+        assert reply.status == 200
+        assert (reply.headers["grpc-status"], reply.headers["grpc-message"]) == ("8", message)
