@@ -12,9 +12,13 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from shop.inventory.v1 import inventory_service_pb2
 from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
 from tests.e2e.conftest import STRICT_LIMITS
@@ -31,6 +35,7 @@ from tools.runner.gateway import Gateway
 
 LIST_PRODUCTS = "shop.inventory.v1.InventoryService/ListProducts"
 GET_PRODUCT = "shop.inventory.v1.InventoryService/GetProduct"
+CREATE_PRODUCT = "shop.inventory.v1.InventoryService/CreateProduct"
 LIST_ORDERS = "shop.orders.v1.OrdersService/ListOrders"
 EMPTY_GRPC_MESSAGE = b"\0\0\0\0\0"
 """A gRPC (and gRPC-Web) frame: not compressed, length 0, an empty message."""
@@ -288,3 +293,46 @@ def test_message_over_one_mebibyte_is_resource_exhausted(
     else:
         assert reply.status == 200
         assert (reply.headers["grpc-status"], reply.headers["grpc-message"]) == ("8", message)
+
+
+def connect_unary(gateway: Gateway, method: str, request: bytes, token: str) -> Reply:
+    return call(
+        gateway,
+        "POST",
+        f"/{method}",
+        token=token,
+        body=request,
+        headers={"content-type": "application/proto", "connect-protocol-version": "1"},
+    )
+
+
+def detail(error: dict[str, Any], message: Message) -> Message:
+    """The error's one detail of `message`'s type, decoded into it (Connect: base64, unpadded)."""
+    (value,) = [d["value"] for d in error["details"] if d["type"] == message.DESCRIPTOR.full_name]
+    message.ParseFromString(base64.b64decode(value + "=" * (-len(value) % 4)))
+    return message
+
+
+def test_connect_errors_carry_the_services_details(
+    services: ServiceRunner, gateway: Gateway
+) -> None:
+    """A Connect client sees the field violations and the missing resource, as REST and gRPC
+    clients do, each detail named by its message name as Connect clients look it up (the
+    bridge writes type URLs, which client_replies shortens)."""
+    services.start("inventory")
+    invalid = inventory_service_pb2.CreateProductRequest(sku="", name="", currency_code="EUR")
+
+    refused = connect_unary(gateway, CREATE_PRODUCT, invalid.SerializeToString(), admin_token())
+    missing = connect_unary(
+        gateway,
+        GET_PRODUCT,
+        inventory_service_pb2.GetProductRequest(product_id="prd_nope").SerializeToString(),
+        admin_token(),
+    )
+
+    assert (refused.status, refused.json()["code"]) == (400, "invalid_argument")
+    violations = detail(refused.json(), error_details_pb2.BadRequest()).field_violations
+    assert {"sku", "name"} <= {v.field for v in violations}
+    assert (missing.status, missing.json()["code"]) == (404, "not_found")
+    resource = detail(missing.json(), error_details_pb2.ResourceInfo())
+    assert "prd_nope" in resource.resource_name
