@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import struct
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,10 +30,12 @@ from tests.support.gateway import (
     admin_token,
     buf_curl,
     call,
+    running_gateway,
     token_for,
 )
 from tests.support.processes import ServiceRunner
-from tools.runner.gateway import Gateway
+from tools.runner.gateway import Gateway, GatewaySettings
+from tools.runner.topology import Topology
 
 LIST_PRODUCTS = "shop.inventory.v1.InventoryService/ListProducts"
 GET_PRODUCT = "shop.inventory.v1.InventoryService/GetProduct"
@@ -161,19 +165,28 @@ def test_connect_streaming_error_is_an_end_stream_frame(lone_gateway: Gateway) -
     assert end == {"error": {"code": "unauthenticated", "message": "Jwt is missing"}}
 
 
-def test_grpc_web_error_is_http_200_with_grpc_status(lone_gateway: Gateway) -> None:
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/grpc-web+proto", EMPTY_GRPC_MESSAGE),
+        ("application/grpc-web-text", base64.b64encode(EMPTY_GRPC_MESSAGE)),
+    ],
+)
+def test_grpc_web_error_is_http_200_with_grpc_status(
+    lone_gateway: Gateway, content_type: str, body: bytes
+) -> None:
     """gRPC-Web carries the status in (trailers-only) headers; a non-200 HTTP status would be
-    a transport failure to its clients."""
+    a transport failure to its clients. The text (base64) variant is answered alike."""
     reply = call(
         lone_gateway,
         "POST",
         f"/{LIST_ORDERS}",
-        body=EMPTY_GRPC_MESSAGE,
-        headers={"content-type": "application/grpc-web+proto", "x-grpc-web": "1"},
+        body=body,
+        headers={"content-type": content_type, "x-grpc-web": "1"},
     )
 
     assert reply.status == 200
-    assert reply.content_type == "application/grpc-web+proto"
+    assert reply.content_type.startswith("application/grpc-web")
     assert reply.headers["grpc-status"] == "16"
     assert reply.headers["grpc-message"] == "Jwt is missing"
 
@@ -336,3 +349,16 @@ def test_connect_errors_carry_the_services_details(
     assert (missing.status, missing.json()["code"]) == (404, "not_found")
     resource = detail(missing.json(), error_details_pb2.ResourceInfo())
     assert "prd_nope" in resource.resource_name
+
+
+@pytest.mark.parametrize("protocol", list(BufProtocol))
+def test_route_timeout_is_deadline_exceeded(
+    tmp_path: Path, silent_upstream: socket.socket, protocol: BufProtocol
+) -> None:
+    topology = Topology.on_free_ports(tmp_path).with_port(
+        "orders", silent_upstream.getsockname()[1]
+    )
+    with running_gateway(topology, GatewaySettings(write_timeout_s=1)) as gateway:
+        error = buf_curl(gateway, protocol, LIST_ORDERS, {}, token_for("alice")).error()
+    assert error["code"] == "deadline_exceeded", error
+

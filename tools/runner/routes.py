@@ -144,7 +144,13 @@ def envoy_route(route: Route, s: GatewaySettings) -> dict[str, Any]:
             "route": {
                 "cluster": route.cluster,
                 "timeout": f"{s.write_timeout_s}s",
-                "max_stream_duration": {"grpc_timeout_header_max": f"{s.write_timeout_s}s"},
+                # With grpc_timeout_header_max set Envoy ignores `timeout` for gRPC, so a call
+                # without grpc-timeout (buf curl, most gRPC-Web and Connect clients) would have
+                # no bound at all: max_stream_duration is that bound.
+                "max_stream_duration": {
+                    "max_stream_duration": f"{s.write_timeout_s}s",
+                    "grpc_timeout_header_max": f"{s.write_timeout_s}s",
+                },
                 "retry_policy": _retry("connect-failure,refused-stream", s),
             },
             "typed_per_filter_config": {ratelimit: _limit("grpc", s.grpc)},
