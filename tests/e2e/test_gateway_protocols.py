@@ -362,3 +362,37 @@ def test_route_timeout_is_deadline_exceeded(
         error = buf_curl(gateway, protocol, LIST_ORDERS, {}, token_for("alice")).error()
     assert error["code"] == "deadline_exceeded", error
 
+
+def test_browser_calls_connect_across_origins(lone_gateway: Gateway) -> None:
+    """What connect-web in a browser does: a preflight naming Connect's headers, then the call,
+    whose error the browser may read (CORS headers on Envoy's own refusal too)."""
+    origin = GatewaySettings().cors_allowed_origins[0]
+    preflight = call(
+        lone_gateway,
+        "OPTIONS",
+        f"/{LIST_ORDERS}",
+        headers={
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type, connect-protocol-version, "
+            "connect-timeout-ms, authorization",
+        },
+    )
+    refused = call(
+        lone_gateway,
+        "POST",
+        f"/{LIST_ORDERS}",
+        body=b"",
+        headers={
+            "origin": origin,
+            "content-type": "application/proto",
+            "connect-protocol-version": "1",
+        },
+    )
+
+    assert preflight.status == 200
+    allowed = preflight.headers["access-control-allow-headers"]
+    assert {"connect-protocol-version", "connect-timeout-ms"} <= set(allowed.split(", "))
+    assert refused.status == 401
+    assert refused.headers["access-control-allow-origin"] == origin
+    assert refused.json()["code"] == "unauthenticated"

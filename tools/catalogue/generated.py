@@ -74,6 +74,8 @@ def route_table() -> str:
         "| `health_other_methods` | any other method on `/healthz` "
         "| 405 JSON with `allow: GET, HEAD` | none | none |",
         *(_route_row(r, s) for r in service_routes()),
+        "| `preflight` | any other `OPTIONS` (browser preflights for gRPC-Web and Connect) "
+        "| answered by the cors filter; otherwise 401, or 404 JSON with a token | none | none |",
         "| (none) | anything else | 404 JSON (REST) or `UNIMPLEMENTED` (gRPC) | | |",
     ]
     return "\n".join(rows)
