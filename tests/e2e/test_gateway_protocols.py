@@ -202,6 +202,15 @@ def connect_call(gateway: Gateway, content_type: str, body: bytes, **headers: st
     )
 
 
+def test_connect_unary_with_content_type_parameters_is_served(lone_gateway: Gateway) -> None:
+    """Parameters after the codec do not make it another codec: the call passes the edge and
+    finds nothing behind this Envoy."""
+    reply = connect_call(lone_gateway, "application/proto; charset=utf-8", b"")
+
+    assert reply.status == 503
+    assert reply.json()["code"] == "unavailable"
+
+
 def test_connect_unary_with_the_json_codec_is_invalid_argument(lone_gateway: Gateway) -> None:
     """The services decode protobuf only; JSON clients have the REST paths."""
     reply = connect_call(lone_gateway, "application/json", b"{}")
