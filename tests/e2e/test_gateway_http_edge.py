@@ -43,7 +43,7 @@ def test_body_the_transcoder_cannot_read_is_a_json_400(
     lone_gateway: Gateway, content_type: str
 ) -> None:
     """Any content-type that is not gRPC, gRPC-Web or Connect (those are answered in their
-    own protocol: test_gateway_protocols.py) is REST to Envoy, whose body is JSON."""
+    own protocol: test_gateway_protocol_wire.py) is REST to Envoy, whose body is JSON."""
     reply = call(
         lone_gateway,
         "POST",
