@@ -154,6 +154,11 @@ class ContractsApi(contracts_service_pb2_grpc.ContractsServiceServicer):
                 BREAKING_CHANGE,
                 f"breaks version {latest.version} ({latest.label}) on {', '.join(broken)}:\n"
                 + "\n".join(str(f) for f in verdict.findings),
+                metadata={
+                    "against_version": str(latest.version),
+                    "channels": ",".join(broken),
+                    "broken_consumers": ",".join(verdict.broken_consumers),
+                },
             )
 
     async def GetContract(

@@ -12,6 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 from concord.registry.v1 import contracts_service_pb2, contracts_service_pb2_grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from tests.support.buf_workspace import copy_buf_workspace
 from tests.support.registry_process import ConcordProcess, registry_process
@@ -240,6 +242,17 @@ def publish(
     )
 
 
+def error_info(error: grpc.RpcError) -> tuple[str, dict[str, str]]:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason, dict(info.metadata)
+    raise AssertionError(f"no ErrorInfo in {status}")
+
+
 def test_publish_refuses_a_rest_only_break_and_takes_a_new_major_version(
     channel: grpc.Channel, tmp_path: Path
 ) -> None:
@@ -251,6 +264,10 @@ def test_publish_refuses_a_rest_only_break_and_takes_a_new_major_version(
     details = caught.value.details() or ""
     assert "on rest" in details
     assert f"rest {ORDERS_API}:" in details and "HTTP_SAME_PATH" in details
+    assert error_info(caught.value) == (
+        "BREAKING_CHANGE",
+        {"against_version": "1", "channels": "rest", "broken_consumers": ""},
+    )
 
     beside = edited(tmp_path / "v2", ())
     add_orders_v2(beside)
