@@ -7,6 +7,7 @@ compares them between the published and the proposed descriptor sets, RPC by RPC
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from google.api import annotations_pb2, http_pb2
@@ -68,6 +69,46 @@ def http_findings(published: ContractIndex, proposed: ContractIndex) -> list[Fin
                         proposed.line_of(name),
                         rule,
                         f"RPC {name}: {message}",
+                        element=name,
+                    )
+                )
+    return findings + _routes_taken(published, proposed)
+
+
+def _shape(binding: Binding) -> tuple[str, str]:
+    """What a request must look like to match: the verb and the path with variables blanked,
+    since `/v1/orders/{order_id}` and `/v1/orders/{id}` match the same requests."""
+    return binding.verb, re.sub(r"\{[^}]*\}", "{}", binding.path)
+
+
+def _served(index: ContractIndex) -> dict[tuple[str, str], list[Method]]:
+    served: dict[tuple[str, str], list[Method]] = {}
+    for method in index.methods.values():
+        for binding in bindings(method):
+            served.setdefault(_shape(binding), []).append(method)
+    return served
+
+
+def _routes_taken(published: ContractIndex, proposed: ContractIndex) -> list[Finding]:
+    """HTTP_ROUTE_TAKEN: another RPC now binds a route a published RPC is reached by, so the
+    gateway can no longer tell whose request it is (a v2 package keeping v1's paths)."""
+    served, before = _served(proposed), _served(published)
+    findings = []
+    for name, method in sorted(published.methods.items()):
+        for binding in bindings(method):
+            shape = _shape(binding)
+            already = {m.full_name for m in before.get(shape, [])}
+            for other in served.get(shape, []):
+                if other.full_name in already:
+                    continue  # the same RPC, or a clash that was published already
+                findings.append(
+                    Finding(
+                        Channel.REST,
+                        other.file,
+                        proposed.line_of(other.full_name),
+                        "HTTP_ROUTE_TAKEN",
+                        f"RPC {name}: {binding} is also bound by RPC {other.full_name}: "
+                        "its clients' requests may reach the other",
                         element=name,
                     )
                 )

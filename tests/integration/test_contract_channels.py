@@ -168,13 +168,15 @@ def edited(root: Path, edits: tuple[Edit, ...]) -> Path:
     return root
 
 
-def add_orders_v2(root: Path) -> None:
+def add_orders_v2(root: Path, rest_prefix: str = "/v2/") -> None:
     """shop.orders.v2 beside v1, breaking what v1 promised (no rejection_reason, other paths)."""
     v1, v2 = root / "proto/shop/orders/v1", root / "proto/shop/orders/v2"
     v2.mkdir()
     for source in v1.glob("*.proto"):
         text = source.read_text().replace("shop.orders.v1", "shop.orders.v2")
-        text = text.replace("shop/orders/v1/", "shop/orders/v2/").replace('"/v1/', '"/v2/')
+        text = text.replace("shop/orders/v1/", "shop/orders/v2/").replace(
+            '"/v1/', f'"{rest_prefix}'
+        )
         (v2 / source.name).write_text(text)
     order = v2 / "orders.proto"
     order.write_text(order.read_text().replace("  string rejection_reason = 7;\n", ""))
@@ -210,6 +212,20 @@ def test_a_breaking_change_is_refused_on_its_channel_where_it_is(
     assert tuple(reply.broken_consumers) == case.consumers
     assert tuple(finding.consumers) == case.consumers
     assert any(case.rule in line and case.file in line for line in reply.violations)
+
+
+def test_a_new_major_version_may_not_take_the_old_ones_routes(
+    published: grpc.Channel, tmp_path: Path
+) -> None:
+    root = edited(tmp_path / "ws", ())
+    add_orders_v2(root, rest_prefix="/v1/")
+    reply = check(published, root)
+    assert [v.channel for v in reply.channels if not v.compatible] == [REST]
+    taken = [f for f in reply.channels[1].findings if f.rule == "HTTP_ROUTE_TAKEN"]
+    assert {f.file for f in taken} == {"shop/orders/v2/orders_service.proto"}
+    assert any("shop.orders.v1.OrdersService.GetOrder" in f.message for f in taken)
+    lines = (root / "proto/shop/orders/v2/orders_service.proto").read_text().splitlines()
+    assert all(lines[f.line - 1].lstrip().startswith("rpc ") for f in taken)
 
 
 @pytest.mark.parametrize("name", sorted(ALLOWED))
