@@ -82,7 +82,7 @@ def image(workspace: Path, name: str, old: str = "", new: str = "") -> Path:
 def publish(channel: grpc.Channel, image_path: Path) -> int:
     reply = contracts_service_pb2_grpc.ContractsServiceStub(channel).PublishContract(
         contracts_service_pb2.PublishContractRequest(
-            label="e2e", descriptor_set=image_path.read_bytes()
+            label=image_path.stem, descriptor_set=image_path.read_bytes()
         ),
         timeout=60,
     )
@@ -190,14 +190,13 @@ def test_instance_with_a_breaking_contract_is_listed_with_why_and_gets_no_reques
         time.sleep(0.2)
 
 
-def test_instance_with_an_unpublished_compatible_addition_stays_routable(
+def test_instance_with_an_unpublished_compatible_addition_stays_routable_until_it_is_published(
     services: ServiceRunner, gateway: Gateway, workspace: Path, registry_channel: grpc.Channel
 ) -> None:
     assert publish(registry_channel, image(workspace, "v1")) == 1
     good = services.start("inventory")
-    ahead = start_with_image(
-        services, image(workspace, "ahead", GET_PRODUCT_RESPONSE, ADDED), live=True
-    )
+    ahead_image = image(workspace, "ahead", GET_PRODUCT_RESPONSE, ADDED)
+    ahead = start_with_image(services, ahead_image, live=True)
 
     listed_ahead = judged(registry_channel, ahead.address)
     assert listed_ahead.contract_status == registry_pb2.CONTRACT_STATUS_COMPATIBLE
@@ -216,3 +215,29 @@ def test_instance_with_an_unpublished_compatible_addition_stays_routable(
         read_product(gateway, token, product_id)
     after = gateway.endpoint_requests(CLUSTER)
     assert after.get(ahead.address, 0) > before.get(ahead.address, 0)
+
+    # Published, the addition is v2: that instance serves v2, and the one built from v1,
+    # which lacks the new field, is now the stale build and leaves the gateway.
+    assert publish(registry_channel, ahead_image) == 2
+    served = until(
+        lambda: listed(registry_channel, ahead.address),
+        lambda i: i is not None and i.contract_version == 2,
+        VERDICT_TIMEOUT_S,
+        "the instance ahead serves the new version",
+    )
+    assert served is not None and served.routable
+    assert served.contract_status == registry_pb2.CONTRACT_STATUS_PUBLISHED
+    stale = until(
+        lambda: listed(registry_channel, good.address),
+        lambda i: i is not None and i.contract_status == registry_pb2.CONTRACT_STATUS_INCOMPATIBLE,
+        VERDICT_TIMEOUT_S,
+        "the instance built from v1 judged against v2",
+    )
+    assert stale is not None and not stale.routable
+    assert "breaks published v2" in stale.exclusion_reason
+    until(
+        lambda: gateway.endpoints(CLUSTER),
+        lambda hosts: hosts == {ahead.address},
+        VERDICT_TIMEOUT_S,
+        "the stale instance leaves Envoy",
+    )
