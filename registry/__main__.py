@@ -33,7 +33,7 @@ def wire(platform: Platform) -> ServiceParts:
     )
     gate = ContractGate(
         platform.db,
-        breaking,
+        breaking.violations,
         table,
         settings.contract_refresh_s,
         settings.contract_images_max,

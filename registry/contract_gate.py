@@ -7,8 +7,9 @@ routable:
 
 - nothing of the service published yet, or the fingerprint is the latest version's: routable
   at once, no buf run;
-- otherwise buf's breaking check (registry/breaking.py) runs on the instance's image against
-  the latest version's image, both cut down to the file declaring the service and its imports.
+- otherwise the registry's breaking check (`FindingsOf`: buf, registry/breaking.py) runs on
+  the instance's image against the latest version's image, both cut down to the file
+  declaring the service and its imports.
   No findings: routable (an unpublished compatible addition, or an older compatible version).
   Findings: excluded from Resolve, Watch and Envoy, with the findings in ListInstances.
 
@@ -27,13 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from google.protobuf import descriptor_pb2
 
 from registry import contract_store
-from registry.breaking import BreakingCheck
 from registry.instances import ContractStanding, ContractStatus, InstanceTable
 from runtime import contract_fingerprint
 from runtime.contract_fingerprint import ContractImageError
@@ -57,6 +58,11 @@ EXCLUDED = frozenset({ContractStatus.INCOMPATIBLE, ContractStatus.CHECK_FAILED})
 
 Key = tuple[str, str]
 """(service name, fingerprint)."""
+
+FindingsOf = Callable[[bytes, bytes], Awaitable[Sequence[str]]]
+"""The registry's compatibility check, (candidate image, published image) -> findings, one a
+line; empty when compatible. Today BreakingCheck.violations (registry/breaking.py); whatever
+judges publications is what judges instances, so there is one place to change it."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +94,13 @@ class ContractGate:
     def __init__(
         self,
         db: Database,
-        breaking: BreakingCheck,
+        findings_of: FindingsOf,
         table: InstanceTable,
         refresh_interval_s: float,
         images_max: int,
     ) -> None:
         self._db = db
-        self._breaking = breaking
+        self._findings_of = findings_of
         self._table = table
         self._refresh_interval_s = refresh_interval_s
         self._images_max = images_max
@@ -242,7 +248,7 @@ class ContractGate:
             return self._apply(service_name, fingerprint, self._failed(key, "image not held"))
         against = latest.image_of(service_name)
         try:
-            findings = await self._breaking.violations(candidate, against)
+            findings = list(await self._findings_of(candidate, against))
         except DependencyUnavailableError as error:
             self._retry.add((service_name, fingerprint))
             return self._apply(service_name, fingerprint, self._failed(key, str(error)))

@@ -125,7 +125,12 @@ def _generated_files(service_names: Iterable[str]) -> dict[str, descriptor_pb2.F
     """The files of the generated modules imported so far that the services need."""
     pool = descriptor_pool.Default()
     files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
-    pending = [pool.FindServiceByName(name).file for name in service_names]
+    pending = []
+    for name in service_names:
+        try:
+            pending.append(pool.FindServiceByName(name).file)
+        except KeyError as error:
+            raise ContractImageError(f"no generated module imported declares {name}") from error
     while pending:
         file = pending.pop()
         if file.name in files:
