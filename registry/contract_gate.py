@@ -207,6 +207,9 @@ class ContractGate:
                 if self._latest != judged_against:  # a Register may have seen it first
                     judged_against = self._latest
                     log.info("contract_latest_changed", version=self._latest)
+                    self._verdicts = {
+                        k: v for k, v in self._verdicts.items() if k[2] == self._latest
+                    }
                     self._judge_all()
                 for key in list(self._retry):
                     self._retry.discard(key)
