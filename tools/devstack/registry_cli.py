@@ -1,6 +1,6 @@
 """Dev CLI commands that talk to the registry.
 
-    python -m tools.devstack services                      instances and their health
+    python -m tools.devstack services                      instances, health, contract served
     python -m tools.devstack contracts list                published versions
     python -m tools.devstack contracts get [--version N] --out x.binpb [--sources-dir DIR]
     python -m tools.devstack contracts check               judge proto/ per channel, publish nothing
@@ -111,13 +111,44 @@ def _services(channel: grpc.Channel) -> int:
     from concord.registry.v1 import discovery_service_pb2, registry_pb2
 
     reply = _discovery(channel).ListInstances(discovery_service_pb2.ListInstancesRequest())
-    rows = [("service", "address", "health", "version", "instance", "lease expires")]
+    rows: list[tuple[str, ...]] = [
+        ("service", "address", "health", "contract", "routable", "version", "instance", "lease")
+    ]
+    excluded = []
     for i in reply.instances:
         health = registry_pb2.HealthStatus.Name(i.health).removeprefix("HEALTH_STATUS_")
         expires = i.lease_expire_time.ToDatetime(datetime.UTC).strftime("%H:%M:%S")
-        rows.append((i.service_name, i.address, health, i.version, i.instance_id, expires))
+        routable = "yes" if i.routable else "NO"
+        contract = contract_served(i)
+        rows.append(
+            (
+                i.service_name,
+                i.address,
+                health,
+                contract,
+                routable,
+                i.version,
+                i.instance_id,
+                expires,
+            )
+        )
+        if not i.routable:
+            excluded.append(f"{i.address} {i.service_name}: {i.exclusion_reason}")
+            excluded.extend(f"    {finding}" for finding in i.exclusion_findings)
     print(_table(rows) if reply.instances else "no instance registered")
+    if excluded:
+        print("\nkept out of traffic:\n" + "\n".join(excluded))
     return 0
+
+
+def contract_served(instance: Any) -> str:
+    """ "v3" for a published contract, "unpublished sha256:1a2b3c4d5e6f" otherwise, "unknown"
+    when the instance reported no fingerprint."""
+    if not instance.contract_fingerprint:
+        return "unknown"
+    if instance.contract_version:
+        return f"v{instance.contract_version}"
+    return f"unpublished {instance.contract_fingerprint[:19]}"
 
 
 def _list(channel: grpc.Channel) -> int:
