@@ -10,6 +10,8 @@ from envoy.service.discovery.v3 import ads_pb2_grpc
 
 from registry import ads, contract_store, contracts_api, discovery_api, public_reflection
 from registry.breaking import BreakingCheck
+from registry.compatibility import compatibility
+from registry.contract_gate import ContractGate
 from registry.instances import InstanceTable
 from registry.prober import Prober
 from registry.settings import RegistrySettings
@@ -30,12 +32,25 @@ def wire(platform: Platform) -> ServiceParts:
         settings.buf_timeout_s,
         cache_dir=platform.settings.data_dir / platform.settings.service / "buf-cache",
     )
+
+    async def instance_findings(candidate: bytes, published: bytes) -> list[str]:
+        """An instance's contract judged as a publication would be: every channel."""
+        verdict = await compatibility(published, candidate, breaking)
+        return [str(finding) for finding in verdict.findings]
+
+    gate = ContractGate(
+        platform.db,
+        instance_findings,
+        table,
+        settings.contract_refresh_s,
+        settings.contract_images_max,
+    )
     return ServiceParts(
         servicers=[
             (
                 discovery_service_pb2_grpc.add_DiscoveryServiceServicer_to_server,
                 discovery_api.DiscoveryApi(
-                    table, prober, settings.lease_ttl_s, settings.resolve_warmup_s
+                    table, prober, gate, settings.lease_ttl_s, settings.resolve_warmup_s
                 ),
                 discovery_api.SERVICE_NAME,
             ),
@@ -51,7 +66,7 @@ def wire(platform: Platform) -> ServiceParts:
             ),
         ],
         handlers=[public_reflection.handler()],
-        background=[prober.run, snapshot.warm_up],
+        background=[prober.run, snapshot.warm_up, gate.run],
         on_drain=[table.feed.close],
     )
 

@@ -1,8 +1,9 @@
 """buf's breaking-change check between two descriptor sets, run as a subprocess.
 
-Both sets are written as binary images to a temporary folder and compared with the FILE rules,
-the ones `make test` applies to the repository. google/protobuf is ignored: the well-known
-types differ between protoc and buf releases and are not Concord's contracts.
+Both sets are written as binary images to a temporary folder and compared once with the WIRE
+and WIRE_JSON rules together, the gRPC and REST channels' (registry/compatibility.py sorts the
+findings by rule). google/protobuf is ignored: the well-known types differ between protoc and
+buf releases and are not Concord's contracts.
 """
 
 from __future__ import annotations
@@ -11,15 +12,27 @@ import asyncio
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runtime.errors import DependencyUnavailableError, FieldViolation, InvalidArgumentError
 
 BUF_CONFIG = json.dumps(
-    {"version": "v2", "breaking": {"use": ["FILE"], "ignore": ["google/protobuf"]}}
+    {"version": "v2", "breaking": {"use": ["WIRE", "WIRE_JSON"], "ignore": ["google/protobuf"]}}
 )
 BUF_FOUND_BREAKING = 100
 """buf's exit code when the check ran and found breaking changes."""
+
+
+@dataclass(frozen=True)
+class BufFinding:
+    """One line of `buf breaking --error-format json`."""
+
+    path: str
+    line: int
+    rule: str
+    message: str
 
 
 class BreakingCheck:
@@ -28,8 +41,8 @@ class BreakingCheck:
         self._timeout_s = timeout_s
         self._cache_dir = cache_dir
 
-    async def violations(self, candidate: bytes, against: bytes) -> list[str]:
-        """buf's findings, one a line; empty when `candidate` breaks nothing in `against`."""
+    async def findings(self, candidate: bytes, against: bytes) -> list[BufFinding]:
+        """buf's findings; empty when `candidate` breaks nothing in `against`."""
         with tempfile.TemporaryDirectory(prefix="concord-breaking-") as tmp:
             folder = Path(tmp)
             (folder / "candidate.binpb").write_bytes(candidate)
@@ -43,7 +56,7 @@ class BreakingCheck:
                 "--config",
                 BUF_CONFIG,
                 "--error-format",
-                "text",
+                "json",
                 cwd=folder,
                 env={**os.environ, "BUF_CACHE_DIR": str(self._cache_dir)},
                 stdout=asyncio.subprocess.PIPE,
@@ -63,7 +76,7 @@ class BreakingCheck:
         if process.returncode == 0:
             return []
         if process.returncode == BUF_FOUND_BREAKING and lines:
-            return lines
+            return [_finding(json.loads(line)) for line in lines]
         raise InvalidArgumentError(
             [
                 FieldViolation(
@@ -71,3 +84,12 @@ class BreakingCheck:
                 )
             ]
         )
+
+
+def _finding(line: dict[str, Any]) -> BufFinding:
+    return BufFinding(
+        path=str(line.get("path", "")),
+        line=int(line.get("start_line", 0)),
+        rule=str(line.get("type", "")),
+        message=str(line.get("message", "")),
+    )

@@ -1,4 +1,5 @@
-"""ContractsService over gRPC: publish only what does not break the latest version."""
+"""ContractsService over gRPC: publish only what breaks no channel of the latest version
+(registry/compatibility.py judges gRPC, REST and events apart)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from google.protobuf.message import DecodeError
 
 from registry import contract_store
 from registry.breaking import BreakingCheck
+from registry.compatibility import compatibility
 from registry.contract_diff import ChangeKind, diff_sources
 from registry.contract_store import ContractVersion
+from registry.verdict import Channel, Verdict
 from runtime.database import Connection, Database
 from runtime.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
 from runtime.ids import now, timestamp
@@ -25,6 +28,11 @@ log = get_logger(__name__)
 SERVICE_NAME = contracts_service_pb2.DESCRIPTOR.services_by_name["ContractsService"].full_name
 MAX_LABEL_LEN = 128
 BREAKING_CHANGE = "BREAKING_CHANGE"
+_CHANNEL = {
+    Channel.GRPC: contracts_service_pb2.CHANNEL_GRPC,
+    Channel.REST: contracts_service_pb2.CHANNEL_REST,
+    Channel.EVENTS: contracts_service_pb2.CHANNEL_EVENTS,
+}
 _KIND = {
     ChangeKind.ADDED: contracts_service_pb2.FileChange.KIND_ADDED,
     ChangeKind.REMOVED: contracts_service_pb2.FileChange.KIND_REMOVED,
@@ -57,6 +65,32 @@ def check_descriptor_set(v: Violations, raw: bytes, field: str = "descriptor_set
     missing = sorted({dep for f in files for dep in f.dependency} - names)
     v.check(not missing, field, f"must include its imports; missing {', '.join(missing[:5])}")
     return names
+
+
+def verdict_pb(verdict: Verdict) -> contracts_service_pb2.CheckCompatibilityResponse:
+    return contracts_service_pb2.CheckCompatibilityResponse(
+        compatible=verdict.compatible,
+        violations=[str(f) for f in verdict.findings],
+        channels=[
+            contracts_service_pb2.ChannelVerdict(
+                channel=_CHANNEL[c.channel],
+                compatible=c.compatible,
+                findings=[
+                    contracts_service_pb2.Finding(
+                        channel=_CHANNEL[f.channel],
+                        file=f.file,
+                        line=f.line,
+                        rule=f.rule,
+                        message=f.message,
+                        consumers=f.consumers,
+                    )
+                    for f in c.findings
+                ],
+            )
+            for c in verdict.channels
+        ],
+        broken_consumers=verdict.broken_consumers,
+    )
 
 
 class ContractsApi(contracts_service_pb2_grpc.ContractsServiceServicer):
@@ -106,12 +140,25 @@ class ContractsApi(contracts_service_pb2_grpc.ContractsServiceServicer):
         )
 
     async def _refuse_if_breaking(self, candidate: bytes, latest: ContractVersion) -> None:
-        violations = await self._breaking.violations(candidate, latest.descriptor_set)
-        if violations:
-            log.info("contract_refused", against_version=latest.version, violations=len(violations))
+        verdict = await compatibility(latest.descriptor_set, candidate, self._breaking)
+        if not verdict.compatible:
+            broken = [c.channel.value for c in verdict.channels if not c.compatible]
+            log.info(
+                "contract_refused",
+                against_version=latest.version,
+                channels=",".join(broken),
+                findings=len(verdict.findings),
+                broken_consumers=",".join(verdict.broken_consumers),
+            )
             raise FailedPreconditionError(
                 BREAKING_CHANGE,
-                f"breaks version {latest.version} ({latest.label}):\n" + "\n".join(violations),
+                f"breaks version {latest.version} ({latest.label}) on {', '.join(broken)}:\n"
+                + "\n".join(str(f) for f in verdict.findings),
+                metadata={
+                    "against_version": str(latest.version),
+                    "channels": ",".join(broken),
+                    "broken_consumers": ",".join(verdict.broken_consumers),
+                },
             )
 
     async def GetContract(
@@ -151,10 +198,9 @@ class ContractsApi(contracts_service_pb2_grpc.ContractsServiceServicer):
         v.raise_if_any()
         latest = await self._db.read(contract_store.latest)
         if latest is None:
-            return contracts_service_pb2.CheckCompatibilityResponse(compatible=True)
-        violations = await self._breaking.violations(request.descriptor_set, latest.descriptor_set)
-        return contracts_service_pb2.CheckCompatibilityResponse(
-            compatible=not violations, violations=violations
+            return verdict_pb(Verdict.clean())
+        return verdict_pb(
+            await compatibility(latest.descriptor_set, request.descriptor_set, self._breaking)
         )
 
     async def DiffContracts(

@@ -10,8 +10,9 @@ from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grp
 from google.protobuf.duration_pb2 import Duration
 from grpc_status import rpc_status
 
+from registry.contract_gate import ContractGate
 from registry.feed import FeedClosedError
-from registry.instances import Health, Instance, InstanceTable
+from registry.instances import ContractStatus, Health, Instance, InstanceTable
 from registry.prober import Prober
 from runtime.errors import DependencyUnavailableError, DomainError
 from runtime.grpc_errors import to_status
@@ -24,6 +25,7 @@ log = get_logger(__name__)
 SERVICE_NAME = discovery_service_pb2.DESCRIPTOR.services_by_name["DiscoveryService"].full_name
 MAX_NAME_LEN = 200
 MAX_METADATA_ENTRIES = 32
+FINGERPRINT_HEX_LEN = 64
 REGISTRY_WARMING_UP = "REGISTRY_WARMING_UP"
 """ErrorInfo reason of a Resolve that finds no live instance during the warm-up after a start:
 not an answer to trust, unlike DEPENDENCY_UNAVAILABLE (runtime/discovery.py)."""
@@ -31,6 +33,14 @@ _HEALTH = {
     Health.UNKNOWN: registry_pb2.HEALTH_STATUS_UNSPECIFIED,
     Health.SERVING: registry_pb2.HEALTH_STATUS_SERVING,
     Health.NOT_SERVING: registry_pb2.HEALTH_STATUS_NOT_SERVING,
+}
+_CONTRACT = {
+    ContractStatus.UNCHECKED: registry_pb2.CONTRACT_STATUS_UNSPECIFIED,
+    ContractStatus.PENDING: registry_pb2.CONTRACT_STATUS_PENDING,
+    ContractStatus.PUBLISHED: registry_pb2.CONTRACT_STATUS_PUBLISHED,
+    ContractStatus.COMPATIBLE: registry_pb2.CONTRACT_STATUS_COMPATIBLE,
+    ContractStatus.INCOMPATIBLE: registry_pb2.CONTRACT_STATUS_INCOMPATIBLE,
+    ContractStatus.CHECK_FAILED: registry_pb2.CONTRACT_STATUS_CHECK_FAILED,
 }
 
 
@@ -43,6 +53,25 @@ def instance_pb(i: Instance) -> registry_pb2.ServiceInstance:
         metadata=i.metadata,
         health=_HEALTH[i.health],
         lease_expire_time=timestamp(i.lease_expires_at),
+        contract_fingerprint=i.contract.fingerprint,
+        contract_version=i.contract.version,
+        contract_status=_CONTRACT[i.contract.status],
+        routable=i.contract.routable,
+        exclusion_reason=i.contract.reason,
+        exclusion_findings=i.contract.findings,
+    )
+
+
+def _check_fingerprint(v: Violations, fingerprint: str) -> None:
+    if not fingerprint:
+        return
+    prefix, _, digest = fingerprint.partition(":")
+    v.check(
+        prefix == "sha256"
+        and len(digest) == FINGERPRINT_HEX_LEN
+        and all(c in "0123456789abcdef" for c in digest),
+        "contract_fingerprint",
+        f"must be sha256:<64 lowercase hex digits>, got {fingerprint[:80]!r}",
     )
 
 
@@ -69,10 +98,16 @@ def _require_instance_id(instance_id: str) -> None:
 
 class DiscoveryApi(discovery_service_pb2_grpc.DiscoveryServiceServicer):
     def __init__(
-        self, table: InstanceTable, prober: Prober, lease_ttl_s: float, warmup_s: float = 0.0
+        self,
+        table: InstanceTable,
+        prober: Prober,
+        gate: ContractGate,
+        lease_ttl_s: float,
+        warmup_s: float = 0.0,
     ) -> None:
         self._table = table
         self._prober = prober
+        self._gate = gate
         self._lease_ttl_s = lease_ttl_s
         self._warmup_s = warmup_s
         self._started_at = time.monotonic()
@@ -89,9 +124,22 @@ class DiscoveryApi(discovery_service_pb2_grpc.DiscoveryServiceServicer):
             "metadata",
             f"at most {MAX_METADATA_ENTRIES} entries",
         )
+        _check_fingerprint(v, request.contract_fingerprint)
+        v.check(
+            not request.contract_image or bool(request.contract_fingerprint),
+            "contract_image",
+            "is sent only with the contract_fingerprint it stands for",
+        )
         v.raise_if_any()
+        contract = await self._gate.admit(
+            request.service_name, request.contract_fingerprint, request.contract_image
+        )
         instance = self._table.register(
-            request.service_name, request.address, request.version, dict(request.metadata)
+            request.service_name,
+            request.address,
+            request.version,
+            dict(request.metadata),
+            contract,
         )
         log.info(
             "instance_registered",
@@ -99,6 +147,9 @@ class DiscoveryApi(discovery_service_pb2_grpc.DiscoveryServiceServicer):
             service_name=instance.service_name,
             address=instance.address,
             version=instance.version,
+            contract_fingerprint=contract.fingerprint,
+            contract_version=contract.version,
+            contract_status=contract.status.value,
         )
         self._prober.probe_soon()
         ttl = Duration()
@@ -144,10 +195,12 @@ class DiscoveryApi(discovery_service_pb2_grpc.DiscoveryServiceServicer):
             )
         if not live:
             known = [i for i in self._table.all() if i.service_name == request.service_name]
+            excluded = sum(1 for i in known if not i.contract.routable)
             raise DependencyUnavailableError(
                 request.service_name,
-                f"no live instance of {request.service_name} "
-                f"({len(known)} registered, none SERVING with a current lease)",
+                f"no live instance of {request.service_name} ({len(known)} registered: "
+                f"{excluded} kept out for their contract, the others not SERVING with a "
+                "current lease; ListInstances says why)",
             )
         return discovery_service_pb2.ResolveResponse(instances=[instance_pb(i) for i in live])
 

@@ -3,7 +3,9 @@
 Plain Python with an injected clock, no grpc: the API, the prober and the xDS server all read
 and change it on the event loop. It lives in memory on purpose: after a registry restart every
 instance's next heartbeat gets NOT_FOUND and registers again, so persisting it would only keep
-stale addresses. A live instance is SERVING by its last probe and holds an unexpired lease.
+stale addresses. A live instance is SERVING by its last probe, holds an unexpired lease and is
+routable: its contract does not break the latest published version (contract_gate.py decides,
+the table only keeps the standing it is given).
 """
 
 from __future__ import annotations
@@ -32,6 +34,40 @@ class ProbeOutcome(enum.Enum):
     """No answer: refused, timed out, or an error."""
 
 
+class ContractStatus(enum.Enum):
+    UNCHECKED = "UNCHECKED"
+    """The instance reported no contract fingerprint."""
+    PENDING = "PENDING"
+    """buf has not answered yet: kept out until it does."""
+    PUBLISHED = "PUBLISHED"
+    COMPATIBLE = "COMPATIBLE"
+    """Unpublished, but breaks nothing of the latest published version."""
+    INCOMPATIBLE = "INCOMPATIBLE"
+    CHECK_FAILED = "CHECK_FAILED"
+
+
+ROUTABLE = frozenset(
+    {ContractStatus.UNCHECKED, ContractStatus.PUBLISHED, ContractStatus.COMPATIBLE}
+)
+
+
+@dataclass(frozen=True)
+class ContractStanding:
+    """Where an instance's contract stands against the latest published version."""
+
+    fingerprint: str = ""
+    status: ContractStatus = ContractStatus.UNCHECKED
+    version: int = 0
+    """The published version with the same fingerprint for the service; 0 when none."""
+    reason: str = ""
+    """Why it is not routable; empty when it is."""
+    findings: tuple[str, ...] = ()
+
+    @property
+    def routable(self) -> bool:
+        return self.status in ROUTABLE
+
+
 @dataclass
 class Instance:
     instance_id: str
@@ -42,12 +78,13 @@ class Instance:
     lease_expires_at: float
     health: Health = Health.UNKNOWN
     failed_probes: int = 0
+    contract: ContractStanding = field(default_factory=ContractStanding)
 
     def leased(self, now: float) -> bool:
         return self.lease_expires_at > now
 
     def live(self, now: float) -> bool:
-        return self.health is Health.SERVING and self.leased(now)
+        return self.health is Health.SERVING and self.leased(now) and self.contract.routable
 
 
 @dataclass(frozen=True)
@@ -70,7 +107,12 @@ class InstanceTable:
     _live_signature: frozenset[tuple[str, str, str]] = frozenset()
 
     def register(
-        self, service_name: str, address: str, version: str, metadata: dict[str, str]
+        self,
+        service_name: str,
+        address: str,
+        version: str,
+        metadata: dict[str, str],
+        contract: ContractStanding | None = None,
     ) -> Instance:
         """Adds an instance; one already registered for the same service and address (a
         restarted process) is replaced."""
@@ -87,6 +129,7 @@ class InstanceTable:
             version=version,
             metadata=dict(metadata),
             lease_expires_at=self.clock() + self.lease_ttl_s,
+            contract=contract or ContractStanding(),
         )
         self._instances[instance.instance_id] = instance
         self._publish_if_live_set_changed()
@@ -116,6 +159,15 @@ class InstanceTable:
     def live(self, service_name: str) -> list[Instance]:
         now = self.clock()
         return [i for i in self.all() if i.service_name == service_name and i.live(now)]
+
+    def set_contract(self, instance_id: str, standing: ContractStanding) -> bool:
+        """Gives an instance its contract's standing; True when that changed it."""
+        instance = self._instances.get(instance_id)
+        if instance is None or instance.contract == standing:
+            return False
+        instance.contract = standing
+        self._publish_if_live_set_changed()
+        return True
 
     def to_probe(self, only_unprobed: bool = False) -> list[Instance]:
         """Leased instances; a lapsed lease can only come back through a heartbeat."""

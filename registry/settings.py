@@ -49,6 +49,12 @@ class RegistrySettings:
     buf_path: str
     buf_timeout_s: float
     """Deadline of one `buf breaking` run."""
+    contract_refresh_s: float
+    """How often the contract gate looks for a newly published version (instances are judged
+    again against it) and retries checks that timed out."""
+    contract_images_max: int
+    """Instance contract images held in memory (one per unpublished fingerprint), oldest
+    dropped first: a dropped one is asked for again on the instance's next Register."""
 
     @classmethod
     def from_env(cls) -> RegistrySettings:
@@ -63,4 +69,6 @@ class RegistrySettings:
             xds_connect_timeout_s=env_float(PREFIX + "XDS_CONNECT_TIMEOUT_S", 1.0),
             buf_path=env_str(PREFIX + "BUF_PATH", _default_buf()),
             buf_timeout_s=env_float(PREFIX + "BUF_TIMEOUT_S", 60.0),
+            contract_refresh_s=env_float(PREFIX + "CONTRACT_REFRESH_S", 2.0),
+            contract_images_max=env_int(PREFIX + "CONTRACT_IMAGES_MAX", 64),
         )

@@ -1,5 +1,8 @@
 """What the registry tells Envoy: one EDS cluster per service, endpoints = its live instances.
 
+Live includes routable: an instance whose contract breaks the latest published version
+(contract_gate.py) is never an endpoint, whatever its health.
+
 Clusters are the catalogue's processes with a public service (runtime/catalogue.py), named
 after the process as the gateway's routes name them; each maps to the gRPC service whose live
 instances become the cluster's endpoints. Clusters speak HTTP/2 upstream (gRPC) with the same

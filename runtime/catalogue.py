@@ -60,6 +60,19 @@ class GrpcService:
 
 
 @dataclass(frozen=True)
+class Consumes:
+    """What a process takes from the others: the contracts whose change can break it. The
+    registry's compatibility check names the process when a candidate breaks one of these
+    (docs/contracts.md, "Consumers on record"); tests/unit/test_catalogue_consumers.py keeps it
+    equal to what the code subscribes to and calls."""
+
+    calls: tuple[str, ...] = ()
+    """RPCs it calls on another process, `package.Service.Method`."""
+    messages: tuple[str, ...] = ()
+    """Event and command types it consumes from JetStream, by full protobuf name."""
+
+
+@dataclass(frozen=True)
 class Process:
     name: str
     """The process name: its pid file, log file, data folder, Envoy cluster and port setting."""
@@ -76,6 +89,8 @@ class Process:
     """Processes of the catalogue it cannot work without, started before it."""
     standin: bool = False
     """A stand-in for an outside system: it does not register, as a third party would not."""
+    consumes: Consumes = Consumes()
+    """The RPCs, events and commands of other processes it depends on."""
 
     @property
     def port_env(self) -> str:
@@ -118,6 +133,18 @@ CATALOGUE: tuple[Process, ...] = (
         ),
         streams=(Stream("orders", StreamKind.EVENTS),),
         rest_prefix="/v1/orders",
+        consumes=Consumes(
+            calls=("shop.inventory.v1.InventoryService.BatchGetProducts",),
+            messages=(
+                "shop.inventory.v1.StockReserved",
+                "shop.inventory.v1.StockUnavailable",
+                "shop.inventory.v1.StockReleased",
+                "shop.payments.v1.PaymentAuthorized",
+                "shop.payments.v1.PaymentDeclined",
+                "shop.payments.v1.PaymentVoided",
+                "shop.payments.v1.PaymentRefunded",
+            ),
+        ),
     ),
     Process(
         name="inventory",
@@ -133,6 +160,14 @@ CATALOGUE: tuple[Process, ...] = (
         ),
         streams=(Stream("inventory", StreamKind.EVENTS), Stream("inventory", StreamKind.COMMANDS)),
         rest_prefix="/v1/products",
+        consumes=Consumes(
+            messages=(
+                "shop.inventory.v1.ReserveStock",
+                "shop.inventory.v1.ReleaseStock",
+                "shop.inventory.v1.CommitReservation",
+                "shop.orders.v1.OrderCancellationRequested",
+            ),
+        ),
     ),
     Process(
         name="payments",
@@ -149,6 +184,19 @@ CATALOGUE: tuple[Process, ...] = (
         streams=(Stream("payments", StreamKind.EVENTS), Stream("payments", StreamKind.COMMANDS)),
         rest_prefix="/v1/payments",
         depends_on=("paygate",),
+        consumes=Consumes(
+            calls=(
+                "paygate.v1.PaymentGatewayService.Authorize",
+                "paygate.v1.PaymentGatewayService.GetAuthorization",
+                "paygate.v1.PaymentGatewayService.Void",
+            ),
+            messages=(
+                "shop.payments.v1.AuthorizePayment",
+                "shop.payments.v1.VoidPayment",
+                "shop.payments.v1.CapturePayment",
+                "shop.orders.v1.OrderCancellationRequested",
+            ),
+        ),
     ),
     Process(
         name="paygate",
@@ -192,6 +240,11 @@ def streams() -> tuple[Stream, ...]:
     return tuple(s for p in CATALOGUE for s in p.streams)
 
 
+def consumers() -> tuple[Process, ...]:
+    """The processes that consume anything of another's (RPCs, events, commands)."""
+    return tuple(p for p in CATALOGUE if p.consumes.calls or p.consumes.messages)
+
+
 def start_order() -> tuple[Process, ...]:
     """Every process after what it depends on, otherwise in catalogue order."""
     ordered: list[Process] = []
@@ -221,6 +274,10 @@ def _check() -> None:
             problems.append(f"{p.name}: a process owns only its own streams")
         if p.rest_prefix is not None and not p.public_services:
             problems.append(f"{p.name}: a REST prefix needs a public service")
+        for call in p.consumes.calls:
+            service = call.rsplit(".", 1)[0]
+            if not any(service in (s.full_name for s in q.services) for q in CATALOGUE if q != p):
+                problems.append(f"{p.name}: calls {call}, not a service of another process")
         if p.standin and (p.public_services or p.streams):
             problems.append(f"{p.name}: a stand-in is outside the shop (no public API, no streams)")
     if problems:

@@ -101,7 +101,7 @@ class RegistryResolver:
                 timeout=self._settings.registry_call_timeout_s,
             )
         except grpc.aio.AioRpcError as error:
-            reason = _registry_reason(error)
+            reason = registry_reason(error)
             if error.code() == grpc.StatusCode.UNAVAILABLE and reason == DEPENDENCY_UNAVAILABLE:
                 self._cache.pop(service_name, None)
                 raise DependencyUnavailableError(
@@ -130,7 +130,7 @@ class RegistryResolver:
         return resolved
 
 
-def _registry_reason(error: grpc.aio.AioRpcError) -> str | None:
+def registry_reason(error: grpc.aio.AioRpcError) -> str | None:
     """The ErrorInfo reason of the registry's own answer: DEPENDENCY_UNAVAILABLE for "none is
     live", REGISTRY_WARMING_UP for "none live yet, just started"; None when the registry was
     unreachable (also UNAVAILABLE, but raised by the channel, without details)."""

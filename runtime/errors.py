@@ -40,10 +40,12 @@ class AlreadyExistsError(DomainError):
 
 
 class FailedPreconditionError(DomainError):
-    """The request is valid but the state does not allow it; `reason` is a stable code."""
+    """The request is valid but the state does not allow it; `reason` is a stable code and
+    `metadata` short machine-readable facts about it (ErrorInfo metadata on the wire)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, metadata: dict[str, str] | None = None) -> None:
         self.reason = reason
+        self.metadata = dict(metadata or {})
         super().__init__(message)
 
 

@@ -140,7 +140,9 @@ def _uncapped_status(error: DomainError) -> status_pb2.Status:
         )
     if isinstance(error, FailedPreconditionError):
         return status_pb2.Status(
-            code=code_pb2.FAILED_PRECONDITION, message=message, details=[_info(error.reason)]
+            code=code_pb2.FAILED_PRECONDITION,
+            message=message,
+            details=[_info(error.reason, **error.metadata)],
         )
     if isinstance(error, ConcurrencyConflictError):
         return status_pb2.Status(

@@ -5,6 +5,11 @@ it retries in the background with a capped back-off. A Heartbeat answered NOT_FO
 registry restarted (its instance table lives in memory), so the instance registers again at
 once. Stopping (SIGTERM) ends the heartbeat loop first, then deregisters, so a late heartbeat
 cannot re-register an instance that is going away.
+
+Each Register carries the fingerprint of the contract the service was built from
+(runtime/contract_fingerprint.py); the image behind it is sent only when the registry answers
+FAILED_PRECONDITION / CONTRACT_IMAGE_REQUIRED (it has not seen that fingerprint: first sight,
+or the registry restarted), so a heartbeat or a known contract costs no image bytes.
 """
 
 from __future__ import annotations
@@ -16,12 +21,16 @@ from collections.abc import Mapping, Sequence
 import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
 
+from runtime.contract_fingerprint import ServiceContract
+from runtime.discovery import registry_reason
 from runtime.logs import get_logger
 from runtime.registry_client import RegistryClientSettings
 
 log = get_logger(__name__)
 
 INITIAL_RETRY_S = 0.25
+CONTRACT_IMAGE_REQUIRED = "CONTRACT_IMAGE_REQUIRED"
+"""The registry's ErrorInfo reason for "register again with contract_image"."""
 
 
 class Registration:
@@ -32,12 +41,15 @@ class Registration:
         version: str,
         service_names: Sequence[str],
         metadata: Mapping[str, str] | None = None,
+        contracts: Mapping[str, ServiceContract] | None = None,
     ) -> None:
         self._settings = settings
         self._address = address
         self._version = version
         self._names = list(service_names)
         self._metadata = dict(metadata or {})
+        self._contracts = dict(contracts or {})
+        """service name -> the contract it was built from; a name without one sends none."""
         self._leases: dict[str, str] = {}
         """service name -> instance id, for the names currently registered."""
         self._channel: grpc.aio.Channel | None = None
@@ -122,15 +134,7 @@ class Registration:
                     raise
                 log.info("lease_unknown_reregistering", service_name=name, instance_id=instance_id)
                 del self._leases[name]
-        reply = await stub.Register(
-            discovery_service_pb2.RegisterRequest(
-                service_name=name,
-                address=self._address,
-                version=self._version,
-                metadata=self._metadata,
-            ),
-            timeout=timeout_s,
-        )
+        reply = await self._register(stub, name)
         self._leases[name] = reply.instance.instance_id
         log.info(
             "registered",
@@ -138,7 +142,40 @@ class Registration:
             instance_id=reply.instance.instance_id,
             address=self._address,
             lease_ttl_s=reply.lease_ttl.ToTimedelta().total_seconds(),
+            contract_fingerprint=reply.instance.contract_fingerprint,
+            contract_version=reply.instance.contract_version,
+            routable=reply.instance.routable,
         )
         return min(
             self._settings.heartbeat_interval_s, reply.lease_ttl.ToTimedelta().total_seconds() / 3
         )
+
+    async def _register(
+        self, stub: discovery_service_pb2_grpc.DiscoveryServiceStub, name: str
+    ) -> discovery_service_pb2.RegisterResponse:
+        """Registers without the contract image, and again with it if the registry asks."""
+        contract = self._contracts.get(name)
+        request = discovery_service_pb2.RegisterRequest(
+            service_name=name,
+            address=self._address,
+            version=self._version,
+            metadata=self._metadata,
+            contract_fingerprint=contract.fingerprint if contract else "",
+        )
+        timeout_s = self._settings.registry_call_timeout_s
+        try:
+            reply: discovery_service_pb2.RegisterResponse = await stub.Register(
+                request, timeout=timeout_s
+            )
+            return reply
+        except grpc.aio.AioRpcError as error:
+            wants_image = (
+                error.code() == grpc.StatusCode.FAILED_PRECONDITION
+                and registry_reason(error) == CONTRACT_IMAGE_REQUIRED
+            )
+            if contract is None or not wants_image:
+                raise
+        log.info("contract_image_sent", service_name=name, fingerprint=contract.fingerprint)
+        request.contract_image = contract.image
+        reply = await stub.Register(request, timeout=timeout_s)
+        return reply

@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from runtime import consumer, logs, outbox, paging
 from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription
+from runtime.contract_fingerprint import own_contracts
 from runtime.database import Database
 from runtime.diagnostics import SERVICE_NAME as DIAGNOSTICS_SERVICE
 from runtime.diagnostics import DiagnosticsApi
@@ -143,7 +144,13 @@ async def serve(
 
     tasks = Supervisor()
     relay = OutboxRelay(db, bus, settings.outbox_poll_interval_s, settings.outbox_batch_size)
-    registration = Registration(registry_client, settings.address, settings.version, registered)
+    registration = Registration(
+        registry_client,
+        settings.address,
+        settings.version,
+        registered,
+        contracts=own_contracts(registered) if registers else None,
+    )
     try:
         if not settings.host.startswith("127.") and settings.host not in ("localhost", "::1"):
             log.warning(

@@ -77,10 +77,15 @@ class ServiceRunner:
                 self.start(process.name)
 
     def start_instance(
-        self, name: str, port: int, env: dict[str, str] | None = None
+        self, name: str, port: int, env: dict[str, str] | None = None, live: bool = True
     ) -> RunningService:
-        """Another instance of `name` on `port`, sharing the first one's data folder."""
-        return self._start(f"{name}-{port}", name, env, True, port)
+        """Another instance of `name` on `port`, sharing the first one's data folder. With
+        `live=False` it counts as started once it serves, live in the registry or not (an
+        instance the registry is expected to keep out)."""
+        service = self._start(f"{name}-{port}", name, env, live, port)
+        if not live:
+            service.process.wait_until(service.component.ready, READY_TIMEOUT_S)
+        return service
 
     def restart(self, name: str, env: dict[str, str] | None = None) -> RunningService:
         self.running[name].stop()

@@ -10,7 +10,13 @@ from google.rpc import status_pb2
 
 from registry.ads import AdsStream, XdsSnapshot
 from registry.contract_diff import ChangeKind, diff_sources
-from registry.instances import Health, InstanceTable, ProbeOutcome
+from registry.instances import (
+    ContractStanding,
+    ContractStatus,
+    Health,
+    InstanceTable,
+    ProbeOutcome,
+)
 from registry.xds_resources import CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL
 from runtime.errors import NotFoundError
 
@@ -35,6 +41,26 @@ def test_instance_is_live_only_once_probed_serving() -> None:
     assert t.live(SERVICE) == []
     t.record_probe(instance.instance_id, ProbeOutcome.SERVING)
     assert t.live(SERVICE) == [instance]
+
+
+def test_an_instance_serving_an_incompatible_contract_is_never_live() -> None:
+    t = table(Clock())
+    pending = ContractStanding("sha256:" + "a" * 64, ContractStatus.PENDING)
+    instance = t.register(SERVICE, "127.0.0.1:1", "v1", {}, pending)
+    t.record_probe(instance.instance_id, ProbeOutcome.SERVING)
+    assert t.live(SERVICE) == []  # not before buf has answered
+
+    seen = t.feed.version
+    broken = ContractStanding(
+        pending.fingerprint, ContractStatus.INCOMPATIBLE, 0, "breaks v1", ("field deleted",)
+    )
+    assert t.set_contract(instance.instance_id, broken)
+    assert t.live(SERVICE) == [] and t.feed.version == seen  # the live set did not change
+    assert not t.set_contract(instance.instance_id, broken)
+
+    compatible = ContractStanding(pending.fingerprint, ContractStatus.COMPATIBLE)
+    assert t.set_contract(instance.instance_id, compatible)
+    assert t.live(SERVICE) == [instance] and t.feed.version > seen
 
 
 def test_one_failed_probe_is_tolerated_two_evict() -> None:

@@ -1,14 +1,15 @@
 """Dev CLI commands that talk to the registry.
 
-    python -m tools.devstack services                      instances and their health
+    python -m tools.devstack services                      instances, health, contract served
     python -m tools.devstack contracts list                published versions
     python -m tools.devstack contracts get [--version N] --out x.binpb [--sources-dir DIR]
+    python -m tools.devstack contracts check               judge proto/ per channel, publish nothing
     python -m tools.devstack contracts publish [--label L] publish proto/ in one step
     python -m tools.devstack contracts diff FROM TO        unified diff of two versions
 
 `contracts publish` seeds an empty registry with contracts/published.json (the repository's
 record of the last published contracts) when proto/ differs from it, publishes proto/ on top
-(the registry refuses it if it breaks the latest version) and rewrites
+(the registry refuses it if it breaks any channel of the latest version) and rewrites
 contracts/published.json, so the repository and the registry agree.
 """
 
@@ -47,6 +48,7 @@ def add_commands(commands: Any) -> None:
     get.add_argument("--version", type=int, default=0, help="0 (default) for the latest")
     get.add_argument("--out", type=Path, required=True, help="where to write the descriptor set")
     get.add_argument("--sources-dir", type=Path, help="also write the .proto sources here")
+    actions.add_parser("check", help="judge proto/ against the latest version, per channel")
     publish = actions.add_parser("publish", help="publish proto/ as the next version")
     publish.add_argument("--label", help="default: the git commit and the time")
     diff = actions.add_parser("diff", help="what changed between two versions")
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace, topology: Topology, repo_root: Path) -> int:
                 return _get(channel, args.version, args.out, args.sources_dir)
             if args.action == "diff":
                 return _diff(channel, args.from_version, args.to_version)
+            if args.action == "check":
+                return check_repo(channel, repo_root)
             for line in publish_repo(channel, repo_root, args.label or default_label(repo_root)):
                 print(line)
             return 0
@@ -107,13 +111,44 @@ def _services(channel: grpc.Channel) -> int:
     from concord.registry.v1 import discovery_service_pb2, registry_pb2
 
     reply = _discovery(channel).ListInstances(discovery_service_pb2.ListInstancesRequest())
-    rows = [("service", "address", "health", "version", "instance", "lease expires")]
+    rows: list[tuple[str, ...]] = [
+        ("service", "address", "health", "contract", "routable", "version", "instance", "lease")
+    ]
+    excluded = []
     for i in reply.instances:
         health = registry_pb2.HealthStatus.Name(i.health).removeprefix("HEALTH_STATUS_")
         expires = i.lease_expire_time.ToDatetime(datetime.UTC).strftime("%H:%M:%S")
-        rows.append((i.service_name, i.address, health, i.version, i.instance_id, expires))
+        routable = "yes" if i.routable else "NO"
+        contract = contract_served(i)
+        rows.append(
+            (
+                i.service_name,
+                i.address,
+                health,
+                contract,
+                routable,
+                i.version,
+                i.instance_id,
+                expires,
+            )
+        )
+        if not i.routable:
+            excluded.append(f"{i.address} {i.service_name}: {i.exclusion_reason}")
+            excluded.extend(f"    {finding}" for finding in i.exclusion_findings)
     print(_table(rows) if reply.instances else "no instance registered")
+    if excluded:
+        print("\nkept out of traffic:\n" + "\n".join(excluded))
     return 0
+
+
+def contract_served(instance: Any) -> str:
+    """ "v3" for a published contract, "unpublished sha256:1a2b3c4d5e6f" otherwise, "unknown"
+    when the instance reported no fingerprint."""
+    if not instance.contract_fingerprint:
+        return "unknown"
+    if instance.contract_version:
+        return f"v{instance.contract_version}"
+    return f"unpublished {instance.contract_fingerprint[:19]}"
 
 
 def _list(channel: grpc.Channel) -> int:
@@ -156,6 +191,36 @@ def _diff(channel: grpc.Channel, from_version: int, to_version: int) -> int:
     for change in reply.changes:
         print(change.unified_diff or f"{change.path}: {change.kind}")
     return 0
+
+
+def check_repo(channel: grpc.Channel, repo_root: Path) -> int:
+    """Prints the registry's verdict on proto/, channel by channel; 1 when anything breaks."""
+    from concord.registry.v1 import contracts_service_pb2
+
+    with tempfile.TemporaryDirectory(prefix="concord-check-") as tmp:
+        candidate = buf_build(repo_root, "proto", Path(tmp) / "candidate.binpb")
+    reply = _contracts(channel).CheckCompatibility(
+        contracts_service_pb2.CheckCompatibilityRequest(descriptor_set=candidate),
+        timeout=REGISTRY_CALL_TIMEOUT_S,
+    )
+    print("\n".join(verdict_lines(reply)))
+    return 0 if reply.compatible else 1
+
+
+def verdict_lines(reply: Any) -> list[str]:
+    """One line per channel, then its findings indented, then the consumers it breaks."""
+    from concord.registry.v1 import contracts_service_pb2
+
+    lines = []
+    for verdict in reply.channels:
+        name = contracts_service_pb2.Channel.Name(verdict.channel).removeprefix("CHANNEL_")
+        lines.append(f"{name.lower()}: {'compatible' if verdict.compatible else 'BREAKING'}")
+        for f in verdict.findings:
+            consumers = f" (breaks {', '.join(f.consumers)})" if f.consumers else ""
+            lines.append(f"  {f.file}:{f.line} {f.rule} {f.message}{consumers}")
+    if reply.broken_consumers:
+        lines.append(f"broken consumers: {', '.join(reply.broken_consumers)}")
+    return lines
 
 
 def default_label(repo_root: Path) -> str:
