@@ -1,5 +1,6 @@
 """The TypeScript client (clients/typescript) generated from a registry and run against the
-whole shop through Envoy: real registry, NATS, services, Envoy, buf, protoc-gen-es and Node.
+whole shop through Envoy over gRPC, Connect and REST: real registry, NATS, services, Envoy,
+buf, protoc-gen-es and Node.
 
 The contracts are published to this test's registry the way `devstack contracts publish` does
 it, the client's generate.sh fetches them back from there, and `node --test` runs the client's
@@ -36,7 +37,7 @@ CLIENT_FILES = (
     "package-lock.json",
     "tsconfig.json",
 )
-NODE_TESTS = 6
+NODE_TESTS = 8
 """Test cases in src/shop.test.ts: every one must run and pass, none skipped."""
 STEP_TIMEOUT_S = 300.0
 
