@@ -9,10 +9,13 @@ gRPC-Web) or a JSON `{code, message}` (Connect).
 
 from __future__ import annotations
 
+import base64
 import json
 import struct
 
+import grpc
 import pytest
+from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
 from tests.e2e.conftest import STRICT_LIMITS
 from tests.support.gateway import (
@@ -223,3 +226,65 @@ def test_edge_checks_answer_in_the_client_protocol(
         assert reply.status == 200
         assert reply.headers["grpc-status"] == "3"
         assert "x_customer_id" in reply.headers["grpc-message"]
+
+
+def test_grpc_call_carrying_connects_header_stays_grpc(stub_orders_gateway: Gateway) -> None:
+    """`connect-protocol-version` on a gRPC call does not make the Connect bridge answer it
+    in Connect's form (which a gRPC client cannot read)."""
+    port = stub_orders_gateway.topology.gateway_port
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = orders_service_pb2_grpc.OrdersServiceStub(channel)
+        reply = stub.ListOrders(
+            orders_service_pb2.ListOrdersRequest(),
+            metadata=(
+                ("authorization", f"Bearer {token_for('alice')}"),
+                ("connect-protocol-version", "1"),
+            ),
+            timeout=10,
+        )
+    assert reply == orders_service_pb2.ListOrdersResponse()
+
+
+def test_connect_get_reads_through_the_query_string(stub_orders_gateway: Gateway) -> None:
+    """Connect's cacheable unary GET: the message base64url-encoded in `message`."""
+    request = orders_service_pb2.GetOrderRequest(order_id="ord_1").SerializeToString()
+    message = base64.urlsafe_b64encode(request).decode().rstrip("=")
+    reply = call(
+        stub_orders_gateway,
+        "GET",
+        f"/shop.orders.v1.OrdersService/GetOrder?connect=v1&encoding=proto&base64=1&message={message}",
+        token=token_for("alice"),
+    )
+
+    assert reply.status == 404
+    assert reply.json() == {"code": "not_found", "message": "order ord_1 not found"}
+
+
+@pytest.mark.parametrize("content_type", ["application/proto", "application/grpc-web+proto"])
+def test_message_over_one_mebibyte_is_resource_exhausted(
+    lone_gateway: Gateway, content_type: str
+) -> None:
+    """The bridges buffer a Connect unary body whole; the buffer filter's limit still holds,
+    and the refusal is in the client's protocol."""
+    request = orders_service_pb2.ListOrdersRequest(page_token="x" * (2 * 1024 * 1024))
+    payload = request.SerializeToString()
+    if content_type == "application/proto":
+        body, headers = payload, {"connect-protocol-version": "1"}
+    else:
+        body, headers = struct.pack(">BI", 0, len(payload)) + payload, {}
+    reply = call(
+        lone_gateway,
+        "POST",
+        f"/{LIST_ORDERS}",
+        token=token_for("alice"),
+        body=body,
+        headers={"content-type": content_type, **headers},
+    )
+
+    message = "request message larger than 1048576 bytes"
+    if content_type == "application/proto":  # Connect unary
+        assert reply.status == 429
+        assert reply.json() == {"code": "resource_exhausted", "message": message}
+    else:
+        assert reply.status == 200
+        assert (reply.headers["grpc-status"], reply.headers["grpc-message"]) == ("8", message)
