@@ -17,7 +17,7 @@ import grpc
 import pytest
 from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
-from tests.support.gateway import call, token_for
+from tests.support.gateway import BufProtocol, buf_curl, call, token_for
 from tools.runner.gateway import Gateway
 
 LOG_WAIT_S = 10.0
@@ -103,3 +103,41 @@ def test_grpc_call_is_logged_with_the_status_the_client_got(stub_orders_gateway:
     (entry,) = [json.loads(x) for x in log.read_text().splitlines() if customer in x]
     assert (entry["method"], entry["path"], entry["status"]) == ("POST", path, 200)
     assert entry["grpc_status"] == 5
+
+
+@pytest.mark.parametrize(
+    ("protocol", "logged_as", "client_status"),
+    [
+        (BufProtocol.GRPC, "grpc", 200),
+        (BufProtocol.GRPC_WEB, "grpc-web", 200),
+        (BufProtocol.CONNECT, "connect", 404),  # Connect carries NOT_FOUND as HTTP 404
+    ],
+)
+def test_each_protocol_is_logged_by_name_with_the_services_status(
+    stub_orders_gateway: Gateway, protocol: BufProtocol, logged_as: str, client_status: int
+) -> None:
+    customer = unique("cus_")
+    reply = buf_curl(
+        stub_orders_gateway,
+        protocol,
+        "shop.orders.v1.OrdersService/GetOrder",
+        {"order_id": "ord_1"},
+        token_for(customer),
+    )
+    assert reply.error()["code"] == "not_found"
+    log = stub_orders_gateway.topology.log_dir / "envoy.log"
+    deadline = time.monotonic() + LOG_WAIT_S
+    while customer not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (entry,) = [json.loads(x) for x in log.read_text().splitlines() if customer in x]
+    assert (entry["protocol"], entry["status"], entry["grpc_status"]) == (
+        logged_as,
+        client_status,
+        5,
+    )
+
+
+def test_rest_is_logged_without_a_protocol(stub_orders_gateway: Gateway) -> None:
+    path = f"/v1/orders?pageToken={unique('')}"
+    assert call(stub_orders_gateway, "GET", path, token=token_for("alice")).status == 200
+    assert logged(stub_orders_gateway, path)["protocol"] is None

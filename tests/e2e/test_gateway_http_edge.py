@@ -37,12 +37,13 @@ def assert_status_body(reply: Reply, http_status: int, grpc_code: int) -> dict[s
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/grpc-web+proto", "application/grpc-web", "text/plain"]
+    "content_type", ["application/octet-stream", "application/grpcweb", "text/plain"]
 )
 def test_body_the_transcoder_cannot_read_is_a_json_400(
     lone_gateway: Gateway, content_type: str
 ) -> None:
-    """A content-type that starts like gRPC's but is not gRPC (grpc-web) is REST to Envoy."""
+    """Any content-type that is not gRPC, gRPC-Web or Connect (those are answered in their
+    own protocol: test_gateway_protocols.py) is REST to Envoy, whose body is JSON."""
     reply = call(
         lone_gateway,
         "POST",

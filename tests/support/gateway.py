@@ -20,6 +20,7 @@ import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,66 @@ def grpcurl_run(
         text=True,
         timeout=60,
     )
+
+
+class BufProtocol(StrEnum):
+    """What `buf curl --protocol` speaks; the gateway serves all three on its one port."""
+
+    CONNECT = "connect"
+    GRPC = "grpc"
+    GRPC_WEB = "grpcweb"
+
+
+@dataclass(frozen=True)
+class BufReply:
+    """What `buf curl` printed: the response message, or the error it decoded (a Connect error
+    in JSON, `{"code": "not_found", "message": ...}`, whichever protocol carried it)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def message(self) -> Any:
+        assert self.returncode == 0, self.stderr
+        return json.loads(self.stdout)
+
+    def error(self) -> dict[str, Any]:
+        assert self.returncode != 0, self.stdout
+        return dict(json.loads(self.stderr))
+
+
+def buf_curl(
+    gateway: Gateway,
+    protocol: BufProtocol,
+    method: str,
+    request: object = None,
+    token: str | None = None,
+    *,
+    reflection: bool = False,
+) -> BufReply:
+    """The real `buf curl` calling `method` (`package.Service/Method`) through the gateway
+    over HTTP/2 (prior knowledge), with the descriptor set as its schema unless `reflection`
+    (then it asks the gateway, sending the token with the reflection calls too)."""
+    auth = [] if token is None else ["--header", f"authorization: Bearer {token}"]
+    if reflection:
+        schema = [] if token is None else ["--reflect-header", f"authorization: Bearer {token}"]
+    else:
+        schema = ["--schema", str(descriptor_set_path())]
+    done = subprocess.run(
+        [
+            str(binary("buf")),
+            "curl",
+            "--protocol",
+            protocol.value,
+            "--http2-prior-knowledge",
+            *schema,
+            *auth,
+            "--data",
+            json.dumps(request or {}),
+            f"http://127.0.0.1:{gateway.topology.gateway_port}/{method}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return BufReply(done.returncode, done.stdout, done.stderr)
