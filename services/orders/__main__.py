@@ -26,7 +26,9 @@ def wire(platform: Platform) -> ServiceParts:
         platform.db,
         InventoryPricing(inventory),
         platform.page_tokens,
-        OrdersConfig(settings.snapshot_every, settings.step_timeout_s),
+        OrdersConfig(
+            settings.snapshot_every, settings.step_timeout_s, settings.cancellation_alert_s
+        ),
     )
     return ServiceParts(
         servicers=[

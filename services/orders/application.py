@@ -31,17 +31,26 @@ log = get_logger(__name__)
 
 ORDER_POSITION = (float, str)
 """A ListOrders page token holds (create_time, order_id) of the page's last order."""
+SAGA_POSITION = (str,)
+"""A ListSagas page token holds the order id of the page's last saga."""
 
 
 @dataclass(frozen=True)
 class OrdersConfig:
     snapshot_every: int
     step_timeout_s: float
+    cancellation_alert_s: float = 120.0
 
 
 @dataclass(frozen=True)
 class OrderPage:
     orders: list[Order]
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class SagaPage:
+    sagas: list[saga.Saga]
     next_page_token: str
 
 
@@ -156,6 +165,63 @@ class Orders:
         """(orders rebuilt, events replayed)."""
         return await self._db.write(store.rebuild_read_models)
 
+    # --- operators (OrdersAdminService) --------------------------------------------------------
+
+    async def list_sagas(
+        self, step: saga.SagaStep | None, stuck_for_s: float, page_size: int, page_token: str
+    ) -> SagaPage:
+        """Sagas in a step (None: every open one), in it for longer than `stuck_for_s` (0: any)."""
+        size = paging.page_size(page_size)
+        position = self._page_tokens.decode(page_token, SAGA_POSITION)
+        after = str(position[0]) if position else ""
+        before = now() - stuck_for_s if stuck_for_s > 0 else None
+        page = await self._db.read(
+            lambda conn: store.list_sagas(conn, step, before, after, size + 1)
+        )
+        token = self._page_tokens.encode((page[size - 1].order_id,)) if len(page) > size else ""
+        return SagaPage(page[:size], token)
+
+    async def get_saga(self, order_id: str) -> saga.Saga:
+        found = await self._db.read(lambda conn: store.get_saga(conn, order_id))
+        if found is None:
+            raise NotFoundError("saga", order_id)
+        return found
+
+    async def retry_compensation(self, order_id: str) -> saga.Saga:
+        """Re-sends what a COMPENSATION_PENDING saga waits on; recorded on the order."""
+
+        def retry(conn: Connection) -> saga.Saga:
+            order, current = self._operated(conn, order_id)
+            transition = saga.retry_compensation(current, order, now())
+            self._advance(conn, order, transition)
+            log.warning(
+                "saga_compensation_retried",
+                order_id=order_id,
+                command_ids=[c.command_id for c in saga.pending_commands(transition.saga)],
+            )
+            return transition.saga
+
+        return await self._db.write(retry)
+
+    async def resolve_saga(self, order_id: str, reason: str) -> saga.Saga:
+        """Closes a COMPENSATION_PENDING saga by an operator's decision; recorded on the order."""
+
+        def resolve(conn: Connection) -> saga.Saga:
+            order, current = self._operated(conn, order_id)
+            transition = saga.resolve(current, order, reason, now())
+            self._advance(conn, order, transition)
+            log.warning("saga_resolved", order_id=order_id, reason=reason)
+            return transition.saga
+
+        return await self._db.write(resolve)
+
+    def _operated(self, conn: Connection, order_id: str) -> tuple[Order, saga.Saga]:
+        order = store.load(conn, order_id)
+        current = store.get_saga(conn, order_id)
+        if order is None or current is None:
+            raise NotFoundError("saga", order_id)
+        return order, current
+
     # --- background use cases (workers.py) -----------------------------------------------------
 
     async def time_out_overdue_steps(self) -> int:
@@ -179,6 +245,13 @@ class Orders:
             transition = saga.on_timeout(current, order, now(), self.config.step_timeout_s)
             if transition.saga != current:
                 log.warning("saga_step_timed_out", order_id=order_id, step=current.step.value)
+            pending = saga.SagaStep.COMPENSATION_PENDING
+            if transition.saga.step is pending and current.step is not pending:
+                log.error(
+                    "saga_compensation_pending",
+                    order_id=order_id,
+                    command_ids=[c.command_id for c in saga.pending_commands(transition.saga)],
+                )
             self._advance(conn, order, transition)
 
     # --- facts from inventory and payments: the place-order saga ------------------------------

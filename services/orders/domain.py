@@ -97,6 +97,8 @@ def evolve(state: Order | None, event: Message) -> Order:
         return replace(state, payment_refunded=True)
     if isinstance(event, ev.OrderCancelled):
         return replace(state, status=OrderStatus.CANCELLED)
+    if isinstance(event, ev.OrderCompensationRetried | ev.OrderSagaResolved):
+        return state  # operators' actions on the saga: on the record, no change to the order
     raise ValueError(f"unknown order event {type(event).__name__}")
 
 
@@ -203,6 +205,22 @@ def confirm(order: Order, at: float) -> list[Message]:
 
 def reject(order: Order, reason: str, at: float) -> list[Message]:
     return _next(order, at, ev.OrderRejected(reason=reason))
+
+
+def record_compensation_retried(order: Order, command_ids: list[str], at: float) -> list[Message]:
+    """An operator re-sent the saga's unacknowledged compensations."""
+    return _next(order, at, ev.OrderCompensationRetried(command_ids=command_ids))
+
+
+def record_saga_resolved(
+    order: Order, reason: str, abandoned_command_ids: list[str], at: float
+) -> list[Message]:
+    """An operator closed the saga without its compensations."""
+    return _next(
+        order,
+        at,
+        ev.OrderSagaResolved(reason=reason, abandoned_command_ids=abandoned_command_ids),
+    )
 
 
 # --- cancellation: the order's own choreography ---------------------------------------------

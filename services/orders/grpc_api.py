@@ -10,6 +10,7 @@ from shop.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_gr
 
 from runtime.caller import caller_of
 from runtime.ids import timestamp
+from services.orders import saga
 from services.orders.application import Orders
 from services.orders.domain import Line, Order
 
@@ -39,6 +40,29 @@ def order_pb(o: Order) -> orders_pb2.Order:
         create_time=timestamp(o.create_time),
         update_time=timestamp(o.update_time),
     )
+
+
+def saga_pb(s: saga.Saga) -> orders_pb2.Saga:
+    result = orders_pb2.Saga(
+        order_id=s.order_id,
+        step=f"SAGA_STEP_{s.step.value}",
+        steps=[
+            orders_pb2.SagaStepTime(step=f"SAGA_STEP_{step}", enter_time=timestamp(at))
+            for step, at in sorted(s.entered.items(), key=lambda item: item[1])
+        ],
+        attempt=s.attempt,
+        reason=s.reason,
+        pending_commands=[
+            orders_pb2.SagaCommand(type_name=c.type_name, command_id=c.command_id)
+            for c in saga.pending_commands(s)
+        ],
+        resolution=s.resolution,
+    )
+    if s.step in saga.OPEN_STEPS:
+        result.deadline.CopyFrom(timestamp(s.deadline))
+    if s.step_time:
+        result.step_time.CopyFrom(timestamp(s.step_time))
+    return result
 
 
 def event_pb(event: Message) -> ev.OrderEvent:
@@ -115,4 +139,59 @@ class OrdersAdminApi(orders_service_pb2_grpc.OrdersAdminServiceServicer):
         orders, events = await self._orders.rebuild_read_models()
         return orders_service_pb2.RebuildReadModelsResponse(
             orders_rebuilt=orders, events_replayed=events
+        )
+
+    async def ListSagas(
+        self, request: orders_service_pb2.ListSagasRequest, context: grpc.aio.ServicerContext
+    ) -> orders_service_pb2.ListSagasResponse:
+        step = orders_pb2.SagaStep.Name(request.step).removeprefix("SAGA_STEP_")
+        page = await self._orders.list_sagas(
+            None if step == "UNSPECIFIED" else saga.SagaStep(step),
+            request.stuck_for_s,
+            request.page_size,
+            request.page_token,
+        )
+        return orders_service_pb2.ListSagasResponse(
+            sagas=[saga_pb(s) for s in page.sagas], next_page_token=page.next_page_token
+        )
+
+    async def GetSaga(
+        self, request: orders_service_pb2.GetSagaRequest, context: grpc.aio.ServicerContext
+    ) -> orders_service_pb2.GetSagaResponse:
+        return orders_service_pb2.GetSagaResponse(
+            saga=saga_pb(await self._orders.get_saga(request.order_id))
+        )
+
+    async def RetryCompensation(
+        self,
+        request: orders_service_pb2.RetryCompensationRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> orders_service_pb2.RetryCompensationResponse:
+        retried = await self._orders.retry_compensation(request.order_id)
+        return orders_service_pb2.RetryCompensationResponse(saga=saga_pb(retried))
+
+    async def ResolveSaga(
+        self, request: orders_service_pb2.ResolveSagaRequest, context: grpc.aio.ServicerContext
+    ) -> orders_service_pb2.ResolveSagaResponse:
+        resolved = await self._orders.resolve_saga(request.order_id, request.reason)
+        return orders_service_pb2.ResolveSagaResponse(saga=saga_pb(resolved))
+
+    async def ListOverdueCancellations(
+        self,
+        request: orders_service_pb2.ListOverdueCancellationsRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> orders_service_pb2.ListOverdueCancellationsResponse:
+        overdue = await self._orders.overdue_cancellations(
+            request.cancelling_for_s or self._orders.config.cancellation_alert_s
+        )
+        return orders_service_pb2.ListOverdueCancellationsResponse(
+            cancellations=[
+                orders_service_pb2.OverdueCancellation(
+                    order_id=o.order_id,
+                    since_time=timestamp(o.update_time),
+                    stock_released=o.stock_released,
+                    payment_refunded=o.payment_refunded,
+                )
+                for o in sorted(overdue, key=lambda o: o.update_time)
+            ]
         )

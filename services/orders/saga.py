@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Any
 
 from google.protobuf.message import Message
 from shop.inventory.v1 import commands_pb2 as inventory_cmd
 from shop.payments.v1 import commands_pb2 as payments_cmd
 
+from runtime.errors import FailedPreconditionError
 from services.orders import domain
 from services.orders.domain import Order
 
@@ -27,7 +29,14 @@ class SagaStep(Enum):
     RESERVING = "RESERVING"
     AUTHORIZING = "AUTHORIZING"
     COMPENSATING = "COMPENSATING"
+    COMPENSATION_PENDING = "COMPENSATION_PENDING"
+    """The order is REJECTED, but a compensation is still unacknowledged: the saga waits on it
+    (no deadline) until it lands, an operator re-sends it, or an operator resolves the saga."""
     DONE = "DONE"
+
+
+OPEN_STEPS = (SagaStep.RESERVING, SagaStep.AUTHORIZING, SagaStep.COMPENSATING)
+"""Steps with a deadline the watcher enforces."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,27 @@ class Saga:
     reason: str = ""
     awaiting_release: bool = False
     awaiting_void: bool = False
+    step_time: float = 0.0
+    """When the current step was entered (0 for sagas saved before it was recorded)."""
+    entered: dict[str, float] = field(default_factory=dict)
+    """Each step entered, by name, with when (the latest entry)."""
+    resolution: str = ""
+    """Why an operator closed the saga (ResolveSaga)."""
+
+
+def _enter(saga: Saga, step: SagaStep, at: float, **changes: Any) -> Saga:
+    """The saga in a new step, with when it got there."""
+    return replace(
+        saga, step=step, step_time=at, entered={**saga.entered, step.value: at}, **changes
+    )
+
+
+@dataclass(frozen=True)
+class PendingCommand:
+    """A compensating command the saga still waits on."""
+
+    type_name: str
+    command_id: str
 
 
 @dataclass(frozen=True)
@@ -57,9 +87,9 @@ def _command_id(saga: Saga, action: str) -> str:
 
 
 def answers_release(saga: Saga, causation_id: str) -> bool:
-    """Whether a StockReleased answers this saga's own ReleaseStock (a compensation), rather
-    than the order's cancellation."""
-    return causation_id == _command_id(saga, "release")
+    """Whether a StockReleased answers one of this saga's own ReleaseStock commands (a
+    compensation, first sent or re-sent by an operator), rather than the order's cancellation."""
+    return causation_id.startswith(f"{saga.order_id}:release:")
 
 
 def _reserve(order: Order, saga: Saga) -> Message:
@@ -97,21 +127,33 @@ def _compensations(saga: Saga) -> list[Message]:
     return commands
 
 
+def pending_commands(saga: Saga) -> list[PendingCommand]:
+    """The compensations sent and not yet acknowledged."""
+    if saga.step not in (SagaStep.COMPENSATING, SagaStep.COMPENSATION_PENDING):
+        return []
+    return [
+        PendingCommand(c.DESCRIPTOR.full_name, c.command_id)  # type: ignore[attr-defined]
+        for c in _compensations(saga)
+    ]
+
+
 def _rejected(saga: Saga, order: Order, reason: str, at: float) -> Transition:
-    done = replace(saga, step=SagaStep.DONE, reason=reason)
+    done = _enter(saga, SagaStep.DONE, at, reason=reason)
     return Transition(done, domain.reject(order, reason, at))
 
 
 def start(order: Order, at: float, step_timeout_s: float) -> Transition:
     """The order was just placed: reserve its stock."""
-    saga = Saga(order.order_id, SagaStep.RESERVING, at + step_timeout_s)
+    saga = _enter(
+        Saga(order.order_id, SagaStep.RESERVING, at + step_timeout_s), SagaStep.RESERVING, at
+    )
     return Transition(saga, commands=[_reserve(order, saga)])
 
 
 def on_stock_reserved(saga: Saga, order: Order, at: float, step_timeout_s: float) -> Transition:
     if saga.step is not SagaStep.RESERVING:
         return Transition(saga)
-    nxt = replace(saga, step=SagaStep.AUTHORIZING, deadline=at + step_timeout_s)
+    nxt = _enter(saga, SagaStep.AUTHORIZING, at, deadline=at + step_timeout_s)
     return Transition(nxt, domain.record_stock_reserved(order, at), [_authorize(order, nxt)])
 
 
@@ -124,7 +166,7 @@ def on_stock_unavailable(saga: Saga, order: Order, reason: str, at: float) -> Tr
 def on_payment_authorized(saga: Saga, order: Order, at: float) -> Transition:
     if saga.step is not SagaStep.AUTHORIZING:
         return Transition(saga)
-    done = replace(saga, step=SagaStep.DONE)
+    done = _enter(saga, SagaStep.DONE, at)
     commit = inventory_cmd.CommitReservation(
         command_id=_command_id(done, "commit"), order_id=saga.order_id
     )
@@ -137,9 +179,10 @@ def on_payment_authorized(saga: Saga, order: Order, at: float) -> Transition:
 def _compensate(
     saga: Saga, reason: str, at: float, step_timeout_s: float, void: bool
 ) -> Transition:
-    nxt = replace(
+    nxt = _enter(
         saga,
-        step=SagaStep.COMPENSATING,
+        SagaStep.COMPENSATING,
+        at,
         deadline=at + step_timeout_s,
         reason=reason,
         awaiting_release=True,
@@ -157,18 +200,23 @@ def on_payment_declined(saga: Saga, reason: str, at: float, step_timeout_s: floa
 def _finish_if_compensated(saga: Saga, order: Order, at: float) -> Transition:
     if saga.awaiting_release or saga.awaiting_void:
         return Transition(saga)
+    if saga.step is SagaStep.COMPENSATION_PENDING:  # the order was rejected already
+        return Transition(_enter(saga, SagaStep.DONE, at))
     return _rejected(saga, order, saga.reason, at)
+
+
+_COMPENSATING = (SagaStep.COMPENSATING, SagaStep.COMPENSATION_PENDING)
 
 
 def on_stock_released(saga: Saga, order: Order, at: float) -> Transition:
     """The compensation's release came back (the cancellation's is the order's own)."""
-    if saga.step is not SagaStep.COMPENSATING or not saga.awaiting_release:
+    if saga.step not in _COMPENSATING or not saga.awaiting_release:
         return Transition(saga)
     return _finish_if_compensated(replace(saga, awaiting_release=False), order, at)
 
 
 def on_payment_voided(saga: Saga, order: Order, at: float) -> Transition:
-    if saga.step is not SagaStep.COMPENSATING or not saga.awaiting_void:
+    if saga.step not in _COMPENSATING or not saga.awaiting_void:
         return Transition(saga)
     return _finish_if_compensated(replace(saga, awaiting_void=False), order, at)
 
@@ -177,8 +225,9 @@ def on_timeout(saga: Saga, order: Order, at: float, step_timeout_s: float) -> Tr
     """A step took too long: compensate what may have happened. If the compensations are not
     acknowledged within another step, reject anyway: the compensating commands sit durably in
     JetStream's work queues and take effect when their service is back, so the order must not
-    wait on them. A step not yet past its deadline is left alone."""
-    if saga.step is SagaStep.DONE or saga.deadline >= at:
+    wait on them; the saga stays COMPENSATION_PENDING, waiting on them, for operators to see.
+    A step not yet past its deadline is left alone."""
+    if saga.step not in OPEN_STEPS or saga.deadline >= at:
         return Transition(saga)
     if saga.step is SagaStep.RESERVING:
         return _compensate(saga, "timed out waiting for inventory", at, step_timeout_s, void=False)
@@ -189,4 +238,40 @@ def on_timeout(saga: Saga, order: Order, at: float, step_timeout_s: float) -> Tr
         for name, waiting in (("release", saga.awaiting_release), ("void", saga.awaiting_void))
         if waiting
     ]
-    return _rejected(saga, order, f"{saga.reason} (compensation queued: {', '.join(pending)})", at)
+    rejected = _rejected(
+        saga, order, f"{saga.reason} (compensation queued: {', '.join(pending)})", at
+    )
+    waiting = _enter(saga, SagaStep.COMPENSATION_PENDING, at, reason=rejected.saga.reason)
+    return Transition(waiting, rejected.events)
+
+
+# --- operators (OrdersAdminService) -------------------------------------------------------------
+
+
+def _require_pending(saga: Saga) -> None:
+    if saga.step is not SagaStep.COMPENSATION_PENDING:
+        raise FailedPreconditionError(
+            "SAGA_NOT_COMPENSATION_PENDING",
+            f"the saga of order {saga.order_id} is {saga.step.value}; only a "
+            "COMPENSATION_PENDING saga has compensations to re-send or to give up on",
+        )
+
+
+def retry_compensation(saga: Saga, order: Order, at: float) -> Transition:
+    """Re-sends what is still unacknowledged, with new command ids: JetStream drops a message
+    id it saw within its duplicate window, and the participants are idempotent by order (a
+    second release or void of the same order changes nothing)."""
+    _require_pending(saga)
+    nxt = replace(saga, attempt=saga.attempt + 1)
+    commands = _compensations(nxt)
+    ids = [c.command_id for c in commands]  # type: ignore[attr-defined]
+    return Transition(nxt, domain.record_compensation_retried(order, ids, at), commands)
+
+
+def resolve(saga: Saga, order: Order, reason: str, at: float) -> Transition:
+    """An operator closes the saga (say, stock and payment fixed by hand): it stops waiting on
+    its compensations, and the order records why."""
+    _require_pending(saga)
+    abandoned = [c.command_id for c in pending_commands(saga)]
+    done = _enter(saga, SagaStep.DONE, at, resolution=reason)
+    return Transition(done, domain.record_saga_resolved(order, reason, abandoned, at))

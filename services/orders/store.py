@@ -215,8 +215,33 @@ def save_saga(conn: Connection, saga: Saga) -> None:
 
 
 def overdue_sagas(conn: Connection, now: float, limit: int = 100) -> list[Saga]:
+    """Sagas in a step with a deadline that has passed (COMPENSATION_PENDING has none)."""
     rows = conn.execute(
-        "SELECT state FROM sagas WHERE step != 'DONE' AND deadline < ? ORDER BY deadline LIMIT ?",
+        "SELECT state FROM sagas WHERE step != 'DONE' AND step != 'COMPENSATION_PENDING'"
+        " AND deadline < ? ORDER BY deadline LIMIT ?",
         (now, limit),
+    )
+    return [_saga(row) for row in rows]
+
+
+def list_sagas(
+    conn: Connection, step: SagaStep | None, entered_before: float | None, after: str, limit: int
+) -> list[Saga]:
+    """Sagas by order id after `after`: in `step` (None: every step but DONE), and in it since
+    before `entered_before` (None: any time; sagas saved before step times were kept count as
+    entered at 0)."""
+    where = ["order_id > ?"]
+    args: list[object] = [after]
+    if step is None:
+        where.append("step != 'DONE'")
+    else:
+        where.append("step = ?")
+        args.append(step.value)
+    if entered_before is not None:
+        where.append("COALESCE(json_extract(state, '$.step_time'), 0) < ?")
+        args.append(entered_before)
+    rows = conn.execute(
+        f"SELECT state FROM sagas WHERE {' AND '.join(where)} ORDER BY order_id LIMIT ?",
+        (*args, limit),
     )
     return [_saga(row) for row in rows]

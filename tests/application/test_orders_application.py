@@ -16,11 +16,12 @@ from shop.payments.v1 import payments_pb2
 
 from runtime import paging
 from runtime.database import Connection, Database
-from runtime.errors import NotFoundError
-from services.orders import store
+from runtime.errors import FailedPreconditionError, NotFoundError
+from services.orders import saga, store
 from services.orders.application import Orders, OrdersConfig
 from services.orders.clients import Prices
 from services.orders.domain import Line, Order, OrderStatus
+from services.orders.saga import SagaStep
 from tests.support.application import migrated_database, staged_messages
 
 CONFIRMED = ["OrderPlaced", "OrderStockReserved", "OrderPaymentAuthorized", "OrderConfirmed"]
@@ -208,6 +209,131 @@ async def test_unanswered_compensation_rejects_after_another_step(
         final.rejection_reason == "timed out waiting for inventory (compensation queued: release)"
     )
     assert await history(app, order.order_id) == ["OrderPlaced", "OrderRejected"]
+
+
+async def compensation_pending(
+    db: Database, app: Orders, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Order, float]:
+    """An order whose payment step timed out, and whose release and void nobody answered."""
+    order = await place(app)
+    await feed(db, app, inventory_ev.StockReserved(order_id=order.order_id))
+    start = time.time()
+    monkeypatch.setattr("services.orders.application.now", lambda: start + 31)
+    await app.time_out_overdue_steps()  # authorizing timed out: release and void sent
+    monkeypatch.setattr("services.orders.application.now", lambda: start + 62)
+    await app.time_out_overdue_steps()  # neither was answered
+    return order, start + 62
+
+
+async def test_unanswered_compensation_leaves_the_saga_compensation_pending(
+    db: Database, app: Orders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order, at = await compensation_pending(db, app, monkeypatch)
+    final = await app.get_order("alice", order.order_id, 0, None)
+    assert final.status is OrderStatus.REJECTED  # the order does not wait, as before
+    pending = await app.get_saga(order.order_id)
+    assert pending.step is SagaStep.COMPENSATION_PENDING
+    assert [(c.type_name, c.command_id) for c in saga.pending_commands(pending)] == [
+        ("shop.inventory.v1.ReleaseStock", f"{order.order_id}:release:0"),
+        ("shop.payments.v1.VoidPayment", f"{order.order_id}:void:0"),
+    ]
+    assert pending.step_time == at
+    assert list(pending.entered) == [
+        "RESERVING",
+        "AUTHORIZING",
+        "COMPENSATING",
+        "COMPENSATION_PENDING",
+    ]
+    assert await app.time_out_overdue_steps() == 0  # no deadline: not timed out again
+    listed = await app.list_sagas(SagaStep.COMPENSATION_PENDING, 0, 0, "")
+    assert [s.order_id for s in listed.sagas] == [order.order_id]
+    assert (await app.list_sagas(SagaStep.RESERVING, 0, 0, "")).sagas == []
+    assert (await app.list_sagas(None, 10, 0, "")).sagas == []  # entered it just now
+    monkeypatch.setattr("services.orders.application.now", lambda: at + 11)
+    assert [s.order_id for s in (await app.list_sagas(None, 10, 0, "")).sagas] == [order.order_id]
+
+    await feed(
+        db,
+        app,
+        inventory_ev.StockReleased(
+            order_id=order.order_id, causation_id=f"{order.order_id}:release:0"
+        ),
+    )
+    assert (await app.get_saga(order.order_id)).step is SagaStep.COMPENSATION_PENDING
+    await feed(db, app, payments_ev.PaymentVoided(order_id=order.order_id))
+    assert (await app.get_saga(order.order_id)).step is SagaStep.DONE  # the compensations landed
+    assert await history(app, order.order_id) == [
+        "OrderPlaced",
+        "OrderStockReserved",
+        "OrderRejected",
+    ]
+
+
+async def test_retried_compensation_is_sent_with_new_ids_and_recorded(
+    db: Database, app: Orders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order, _ = await compensation_pending(db, app, monkeypatch)
+    sent = len(await staged_messages(db))
+    retried = await app.retry_compensation(order.order_id)
+    assert retried.step is SagaStep.COMPENSATION_PENDING
+    staged = (await staged_messages(db))[sent:]
+    assert types(staged) == ["OrderCompensationRetried", "ReleaseStock", "VoidPayment"]
+    assert command_id(staged, "ReleaseStock") == f"{order.order_id}:release:1"
+    assert list(staged[0].command_ids) == [  # type: ignore[attr-defined]
+        f"{order.order_id}:release:1",
+        f"{order.order_id}:void:1",
+    ]
+    await feed(
+        db,
+        app,
+        inventory_ev.StockReleased(
+            order_id=order.order_id, causation_id=f"{order.order_id}:release:1"
+        ),
+    )
+    await feed(db, app, payments_ev.PaymentVoided(order_id=order.order_id))
+    assert (await app.get_saga(order.order_id)).step is SagaStep.DONE
+    final = await app.get_order("alice", order.order_id, 0, None)
+    assert final.status is OrderStatus.REJECTED
+    assert (await history(app, order.order_id))[-1] == "OrderCompensationRetried"
+
+
+async def test_resolved_saga_is_done_with_the_reason_recorded(
+    db: Database, app: Orders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order, _ = await compensation_pending(db, app, monkeypatch)
+    resolved = await app.resolve_saga(order.order_id, "stock counted by hand")
+    assert (resolved.step, resolved.resolution) == (SagaStep.DONE, "stock counted by hand")
+    events = await app.list_order_events("alice", order.order_id)
+    assert types(events)[-1] == "OrderSagaResolved"
+    assert events[-1].reason == "stock counted by hand"  # type: ignore[attr-defined]
+    assert list(events[-1].abandoned_command_ids) == [  # type: ignore[attr-defined]
+        f"{order.order_id}:release:0",
+        f"{order.order_id}:void:0",
+    ]
+    assert (await app.get_order("alice", order.order_id, 0, None)).status is OrderStatus.REJECTED
+    with pytest.raises(FailedPreconditionError):
+        await app.retry_compensation(order.order_id)  # nothing is pending any more
+
+
+async def test_operators_cannot_touch_a_saga_that_is_not_pending(app: Orders) -> None:
+    order = await place(app)
+    with pytest.raises(FailedPreconditionError, match="RESERVING"):
+        await app.retry_compensation(order.order_id)
+    with pytest.raises(FailedPreconditionError):
+        await app.resolve_saga(order.order_id, "why not")
+    with pytest.raises(NotFoundError):
+        await app.get_saga("ord_missing")
+
+
+async def test_overdue_cancellations_are_listed(
+    db: Database, app: Orders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = await confirmed(db, app)
+    await app.cancel_order("alice", order.order_id, "changed my mind")
+    assert await app.overdue_cancellations(60) == []
+    later = time.time() + 61
+    monkeypatch.setattr("services.orders.application.now", lambda: later)
+    assert [o.order_id for o in await app.overdue_cancellations(60)] == [order.order_id]
 
 
 async def test_cancellation_choreography_ends_cancelled(db: Database, app: Orders) -> None:

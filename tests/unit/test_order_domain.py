@@ -118,7 +118,7 @@ def test_shortage_rejects_at_once() -> None:
     assert rejected.rejection_reason == "stock unavailable: none left"
 
 
-def test_timeouts_compensate_then_give_up_waiting() -> None:
+def test_timeouts_compensate_then_reject_and_wait_on_the_compensation() -> None:
     current, order = authorizing(placed())
     assert saga.on_timeout(current, order, T0 + 29, 30) == saga.Transition(current)  # not yet due
     timed_out = saga.on_timeout(current, order, T0 + 31, 30)
@@ -126,10 +126,16 @@ def test_timeouts_compensate_then_give_up_waiting() -> None:
     released = saga.on_stock_released(timed_out.saga, order, T0 + 32)
     assert released.events == []  # still waiting for the void
     final = saga.on_timeout(released.saga, order, T0 + 62, 30)
-    assert final.saga.step is SagaStep.DONE
+    assert final.saga.step is SagaStep.COMPENSATION_PENDING
+    assert [c.type_name for c in saga.pending_commands(final.saga)] == [
+        "shop.payments.v1.VoidPayment"
+    ]
     rejected = domain.replay(final.events, order)
     assert rejected is not None and rejected.status is OrderStatus.REJECTED
     assert "void" in rejected.rejection_reason
+    assert saga.on_timeout(final.saga, rejected, T0 + 200, 30) == saga.Transition(final.saga)
+    landed = saga.on_payment_voided(final.saga, rejected, T0 + 300)
+    assert (landed.saga.step, landed.events) == (SagaStep.DONE, [])  # rejected once only
 
 
 def test_late_replies_change_nothing() -> None:
