@@ -4,7 +4,9 @@ For each message: decode it by its type header, then, in one database transactio
 id in the inbox and run the handler (which may stage outgoing messages in the outbox). Only
 after that commit is the message acked, so a crash before the ack redelivers it, and the inbox
 turns the redelivery into a no-op. Messages that cannot be decoded, have no handler, or fail
-`max_deliver` times go to the dead-letter subject with the reason, and are counted.
+`max_deliver` times go to the dead-letter subject with the reason, and are counted; an
+operator replays them once the cause is fixed (runtime/dead_letters.py), and the inbox knows a
+replay by its original id (`Concord-Replay-Of`), so it is still processed at most once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from runtime.bus import Bus
 from runtime.database import Connection, Database
+from runtime.dead_letters import dead_letter_headers, inbox_id
 from runtime.faults import crash_point, failure_point
 from runtime.logs import get_logger, log_context
 from runtime.messages import (
@@ -123,6 +126,8 @@ class Consumer:
         self._db = db
         self._settings = settings
         self.stats = ConsumerStats()
+        self._first_failures: dict[int, float] = {}
+        """When this process first failed on a message still being retried, by stream sequence."""
 
     def _config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -189,7 +194,7 @@ class Consumer:
     async def _process(self, msg: Msg) -> None:
         headers = msg.headers or {}
         type_name = headers.get(HEADER_TYPE, "")
-        message_id = headers.get(HEADER_MSG_ID, "")
+        message_id = inbox_id(headers)
         trace_id = trace_id_of(headers.get(HEADER_TRACEPARENT))
         with log_context(trace_id=trace_id, message_id=message_id, message_type=type_name):
             try:
@@ -208,6 +213,7 @@ class Consumer:
                     return
                 crash_point("consumer.after_commit", type_name)
                 await msg.ack()
+                self._first_failures.pop(msg.metadata.sequence.stream, None)
                 if applied:
                     self.stats.processed += 1
                 else:
@@ -232,6 +238,7 @@ class Consumer:
 
     async def _failed(self, msg: Msg, error: Exception) -> None:
         deliveries = msg.metadata.num_delivered
+        self._first_failures.setdefault(msg.metadata.sequence.stream, time.time())
         if deliveries >= self._settings.consumer_max_deliver:
             await self._dead_letter(msg, f"failed {deliveries} times, last: {error!r}")
             return
@@ -240,14 +247,9 @@ class Consumer:
         await msg.nak(delay=delay_s)
 
     async def _dead_letter(self, msg: Msg, reason: str) -> None:
-        headers = dict(msg.headers or {})
-        headers.pop(HEADER_MSG_ID, None)
-        headers.update(
-            {
-                "Concord-Dead-Letter-Reason": reason[:1000],
-                "Concord-Original-Subject": msg.subject,
-                "Concord-Consumer": self.sub.durable,
-            }
+        first_failure = self._first_failures.pop(msg.metadata.sequence.stream, time.time())
+        headers = dead_letter_headers(
+            dict(msg.headers or {}), reason, msg.subject, self.sub.durable, first_failure
         )
         await self._bus.js.publish(
             dead_letter_subject(self._settings.service), msg.data, headers=headers

@@ -17,6 +17,8 @@ from google.protobuf.message import DecodeError, Message
 HEADER_MSG_ID = "Nats-Msg-Id"
 HEADER_TYPE = "Concord-Type"
 HEADER_TRACEPARENT = "traceparent"
+HEADER_REPLAY_OF = "Concord-Replay-Of"
+"""On a replayed dead letter: the original message id, which inboxes record it by."""
 
 
 class UndecodableMessageError(ValueError):

@@ -28,6 +28,7 @@ from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription
 from runtime.contract_fingerprint import own_contracts
 from runtime.database import Database
+from runtime.dead_letters import DeadLetters
 from runtime.diagnostics import SERVICE_NAME as DIAGNOSTICS_SERVICE
 from runtime.diagnostics import DiagnosticsApi
 from runtime.discovery import RegistryResolver
@@ -115,7 +116,12 @@ async def serve(
     parts.servicers.append(
         (
             ops_service_pb2_grpc.add_OperationsServiceServicer_to_server,
-            DiagnosticsApi(settings.service, db, consumers),
+            DiagnosticsApi(
+                settings.service,
+                db,
+                consumers,
+                DeadLetters(bus, settings.service) if needs_bus else None,
+            ),
             DIAGNOSTICS_SERVICE,
         )
     )
