@@ -106,7 +106,10 @@ REFUSED = [
     ),
     Breaking(
         "events-moved-oneof-member",
-        (Edit(ORDER_EVENTS, "    // See OrderCancelled.\n    OrderCancelled order_cancelled = 9;\n  }\n", "  }\n  // See OrderCancelled.\n  OrderCancelled order_cancelled = 9;\n"),),
+        (
+            Edit(ORDER_EVENTS, "    // See OrderCancelled.\n    OrderCancelled order_cancelled = 9;\n", ""),
+            Edit(ORDER_EVENTS, "order_saga_resolved = 11;\n  }\n", "order_saga_resolved = 11;\n  }\n  // See OrderCancelled.\n  OrderCancelled order_cancelled = 9;\n"),
+        ),
         EVENTS, "EVENT_FIELD_SAME_ONEOF", ORDER_EVENTS, "OrderCancelled order_cancelled = 9;",
     ),
     Breaking(
