@@ -57,6 +57,10 @@ def saga_pb(s: saga.Saga) -> orders_pb2.Saga:
             for c in saga.pending_commands(s)
         ],
         resolution=s.resolution,
+        commands_sent=[
+            orders_pb2.SagaCommand(type_name=type_name, command_id=command_id)
+            for type_name, command_id in s.commands_sent
+        ],
     )
     if s.step in saga.OPEN_STEPS:
         result.deadline.CopyFrom(timestamp(s.deadline))

@@ -56,6 +56,8 @@ class Saga:
     """Each step entered, by name, with when (the latest entry)."""
     resolution: str = ""
     """Why an operator closed the saga (ResolveSaga)."""
+    commands_sent: tuple[tuple[str, str], ...] = ()
+    """(type name, command id) of every command the saga sent, in order."""
 
 
 def _enter(saga: Saga, step: SagaStep, at: float, **changes: Any) -> Saga:
@@ -79,6 +81,16 @@ class Transition:
     events: list[Message] = field(default_factory=list)
     """The order's events this step implies, already versioned after the order's."""
     commands: list[Message] = field(default_factory=list)
+
+
+def _sending(
+    saga: Saga, commands: list[Message], events: list[Message] | None = None
+) -> Transition:
+    """A transition that sends `commands`, which the saga keeps a record of."""
+    sent = tuple((c.DESCRIPTOR.full_name, c.command_id) for c in commands)  # type: ignore[attr-defined]
+    return Transition(
+        replace(saga, commands_sent=saga.commands_sent + sent), events or [], commands
+    )
 
 
 def _command_id(saga: Saga, action: str) -> str:
@@ -147,14 +159,14 @@ def start(order: Order, at: float, step_timeout_s: float) -> Transition:
     saga = _enter(
         Saga(order.order_id, SagaStep.RESERVING, at + step_timeout_s), SagaStep.RESERVING, at
     )
-    return Transition(saga, commands=[_reserve(order, saga)])
+    return _sending(saga, [_reserve(order, saga)])
 
 
 def on_stock_reserved(saga: Saga, order: Order, at: float, step_timeout_s: float) -> Transition:
     if saga.step is not SagaStep.RESERVING:
         return Transition(saga)
     nxt = _enter(saga, SagaStep.AUTHORIZING, at, deadline=at + step_timeout_s)
-    return Transition(nxt, domain.record_stock_reserved(order, at), [_authorize(order, nxt)])
+    return _sending(nxt, [_authorize(order, nxt)], domain.record_stock_reserved(order, at))
 
 
 def on_stock_unavailable(saga: Saga, order: Order, reason: str, at: float) -> Transition:
@@ -173,7 +185,7 @@ def on_payment_authorized(saga: Saga, order: Order, at: float) -> Transition:
     capture = payments_cmd.CapturePayment(
         command_id=_command_id(done, "capture"), order_id=saga.order_id
     )
-    return Transition(done, domain.confirm(order, at), [commit, capture])
+    return _sending(done, [commit, capture], domain.confirm(order, at))
 
 
 def _compensate(
@@ -188,7 +200,7 @@ def _compensate(
         awaiting_release=True,
         awaiting_void=void,
     )
-    return Transition(nxt, commands=_compensations(nxt))
+    return _sending(nxt, _compensations(nxt))
 
 
 def on_payment_declined(saga: Saga, reason: str, at: float, step_timeout_s: float) -> Transition:
@@ -265,7 +277,7 @@ def retry_compensation(saga: Saga, order: Order, at: float) -> Transition:
     nxt = replace(saga, attempt=saga.attempt + 1)
     commands = _compensations(nxt)
     ids = [c.command_id for c in commands]  # type: ignore[attr-defined]
-    return Transition(nxt, domain.record_compensation_retried(order, ids, at), commands)
+    return _sending(nxt, commands, domain.record_compensation_retried(order, ids, at))
 
 
 def resolve(saga: Saga, order: Order, reason: str, at: float) -> Transition:

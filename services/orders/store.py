@@ -195,6 +195,7 @@ def list_orders(
 def _saga(row: sqlite3.Row) -> Saga:
     data = json.loads(row["state"])
     data["step"] = SagaStep(data["step"])
+    data["commands_sent"] = tuple(tuple(x) for x in data.get("commands_sent", ()))
     return Saga(**data)
 
 

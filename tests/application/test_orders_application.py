@@ -238,6 +238,12 @@ async def test_unanswered_compensation_leaves_the_saga_compensation_pending(
         ("shop.payments.v1.VoidPayment", f"{order.order_id}:void:0"),
     ]
     assert pending.step_time == at
+    assert [command_id for _, command_id in pending.commands_sent] == [
+        f"{order.order_id}:reserve:0",
+        f"{order.order_id}:authorize:0",
+        f"{order.order_id}:release:0",
+        f"{order.order_id}:void:0",
+    ]
     assert list(pending.entered) == [
         "RESERVING",
         "AUTHORIZING",

@@ -17,7 +17,7 @@ from shop.orders.v1 import orders_pb2, orders_service_pb2
 
 from tests.support.grpc_client import CALL_TIMEOUT_S as T
 from tests.support.processes import ServiceRunner
-from tests.support.shop import Shop, shop_client
+from tests.support.shop import Shop, as_customer, shop_client
 from tools.devstack import operators_cli
 from tools.runner.topology import Topology
 
@@ -137,6 +137,12 @@ async def test_compensation_pending_is_listed_and_a_retry_finishes_it(
         "SAGA_STEP_COMPENSATION_PENDING",
         "SAGA_STEP_DONE",
     ]
+    assert [c.command_id for c in done.commands_sent] == [
+        f"{order_id}:reserve:0",
+        f"{order_id}:authorize:0",
+        f"{order_id}:release:0",
+        f"{order_id}:release:1",
+    ]
     stock = await world.shop.stock(product)
     assert (stock.stock_on_hand, stock.stock_reserved) == (10, 0)  # stock balances
     assert (await world.shop.credit("bob")).available_minor == 500
@@ -173,3 +179,40 @@ async def test_resolved_saga_is_closed_with_its_reason_on_the_record(world: Worl
     assert (await world.shop.stock(product)).stock_reserved == 0
     assert (await saga_in(world, order_id, orders_pb2.SAGA_STEP_DONE)).resolution
     assert (await world.shop.event_types("bob", order_id)).count("order_rejected") == 1
+
+
+async def test_overdue_cancellation_is_listed_until_the_refund_lands(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.services.start("inventory")
+    payments = world.services.start("payments")
+    world.services.start("orders", env={"CONCORD_ORDERS_CANCELLATION_ALERT_S": "1"})
+    product = await world.shop.product(stock=10)
+    await world.shop.account("carol", 10_000)
+    order_id = (await world.shop.place("carol", [(product, 1)])).order_id
+    assert (await world.shop.settled("carol", order_id)).status == orders_pb2.ORDER_STATUS_CONFIRMED
+    payments.stop()  # the refund cannot happen: the choreography stalls
+    await world.shop.orders.CancelOrder(
+        orders_service_pb2.CancelOrderRequest(order_id=order_id),
+        timeout=T,
+        metadata=as_customer("carol"),
+    )
+    request = orders_service_pb2.ListOverdueCancellationsRequest()  # 0: the alert setting, 1 s
+    for _ in range(int(WAIT_S / 0.1)):
+        reply = await world.shop.admin.ListOverdueCancellations(request, timeout=T)
+        if reply.cancellations and reply.cancellations[0].stock_released:
+            break
+        await asyncio.sleep(0.1)
+    [overdue] = reply.cancellations
+    assert (overdue.order_id, overdue.stock_released, overdue.payment_refunded) == (
+        order_id,
+        True,
+        False,
+    )
+    printed = world.cli(capsys, command="sagas", action="cancellations", older_s=0)
+    assert f"{order_id}  CANCELLING since" in printed and "payment refunded False" in printed
+
+    world.services.start("payments")
+    await world.shop.settled("carol", order_id, (orders_pb2.ORDER_STATUS_CANCELLED,))
+    reply = await world.shop.admin.ListOverdueCancellations(request, timeout=T)
+    assert list(reply.cancellations) == []

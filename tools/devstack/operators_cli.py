@@ -89,6 +89,9 @@ def _print_saga(saga: Any, steps: bool) -> None:
         for entered in saga.steps:
             name = orders_pb2.SagaStep.Name(entered.step).removeprefix("SAGA_STEP_")
             print(f"  {_time(entered.enter_time)}  {name}")
+    if steps:
+        for command in saga.commands_sent:
+            print(f"  sent {command.type_name} {command.command_id}")
     for command in saga.pending_commands:
         print(f"  waiting on {command.type_name} {command.command_id}")
     if saga.resolution:
