@@ -143,6 +143,9 @@ async def test_compensation_pending_is_listed_and_a_retry_finishes_it(
         f"{order_id}:release:0",
         f"{order_id}:release:1",
     ]
+    detail = world.cli(capsys, command="sagas", action="get", order_id=order_id)
+    assert f"{order_id}  DONE since" in detail
+    assert f"sent shop.inventory.v1.ReleaseStock {order_id}:release:1" in detail
     stock = await world.shop.stock(product)
     assert (stock.stock_on_hand, stock.stock_reserved) == (10, 0)  # stock balances
     assert (await world.shop.credit("bob")).available_minor == 500
