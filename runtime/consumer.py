@@ -193,6 +193,8 @@ class Consumer:
     async def readings(self) -> list[Reading]:
         """Lag from the server (what waits for this durable, and what it holds unacked), the
         rest from this process's own counts."""
+        if not self._bus.connected:
+            raise ConnectionError("NATS is not connected: consumer lag unknown")
         info = await self._bus.js.consumer_info(self.sub.stream, self.sub.durable)
         c = {"consumer": self.sub.durable, "stream": self.sub.stream}
         return [

@@ -37,6 +37,8 @@ from runtime.logs import get_logger
 
 log = get_logger(__name__)
 
+PROBE_SHARE = 0.6
+"""Of the scrape timeout, what each probe may take; the rest is for the exposition."""
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -67,21 +69,26 @@ class _ProbeCollector(Collector):
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> None:
         self._loop = loop
         self._timeout_s = timeout_s
-        self.probes: list[Probe] = []
+        self.probes: list[tuple[str, Probe]] = []
 
     def describe(self) -> Iterable[Metric]:
         return []  # unknown until scraped; keeps registration from running the probes
 
     async def _read(self) -> list[Reading]:
+        """Every probe at once, each within the probe timeout, so one slow source (JetStream
+        away) costs its own readings, not the scrape."""
+        results = await asyncio.gather(
+            *(asyncio.wait_for(probe(), self._timeout_s * PROBE_SHARE) for _, probe in self.probes),
+            return_exceptions=True,
+        )
         readings: list[Reading] = []
-        for probe in self.probes:
-            try:
-                readings += await probe()
-            except Exception as exc:  # one probe failing (NATS away) leaves the others
-                log.warning("metrics_probe_failed", probe=_name(probe), error=str(exc))
-                readings.append(
-                    gauge("concord_metrics_probe_failed", _FAILED, 1, probe=_name(probe))
-                )
+        for (name, _), result in zip(self.probes, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("metrics_probe_failed", probe=name, error=repr(result))
+            else:
+                readings += result
+            failed = 1 if isinstance(result, BaseException) else 0
+            readings.append(gauge("concord_metrics_probe_failed", _FAILED, failed, probe=name))
         return readings
 
     def collect(self) -> Iterator[Metric]:
@@ -98,11 +105,7 @@ class _ProbeCollector(Collector):
         yield from families.values()
 
 
-_FAILED = "1 when a probe could not be read at the last scrape (see the process log)"
-
-
-def _name(probe: Probe) -> str:
-    return getattr(probe, "__qualname__", None) or type(probe).__name__
+_FAILED = "1 when a probe could not be read at this scrape (see the process log), else 0"
 
 
 class Metrics:
@@ -133,8 +136,9 @@ class Metrics:
         self._thread: Any = None
         self.port: int | None = None
 
-    def add_probe(self, probe: Probe) -> None:
-        self._probes.probes.append(probe)
+    def add_probe(self, name: str, probe: Probe) -> None:
+        """`name` labels `concord_metrics_probe_failed`; unique within the process."""
+        self._probes.probes.append((name, probe))
 
     def observe_rpc(self, method: str, code: str, elapsed_s: float) -> None:
         self.rpcs.labels(method, code).inc()

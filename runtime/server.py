@@ -224,12 +224,12 @@ def _metrics(
         async def outbox_readings() -> list[Any]:
             return await outbox.readings(db)
 
-        metrics.add_probe(outbox_readings)
+        metrics.add_probe("outbox", outbox_readings)
         for consumer_ in consumers:
-            metrics.add_probe(consumer_.readings)
-    metrics.add_probe(breaker.readings)
-    for probe in parts.probes:
-        metrics.add_probe(probe)
+            metrics.add_probe(f"consumer:{consumer_.sub.durable}", consumer_.readings)
+    metrics.add_probe("breakers", breaker.readings)
+    for n, probe in enumerate(parts.probes):
+        metrics.add_probe(getattr(probe, "__name__", f"service-{n}"), probe)
     return metrics
 
 

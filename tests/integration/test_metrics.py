@@ -14,9 +14,11 @@ from shop.inventory.v1 import commands_pb2, inventory_service_pb2, inventory_ser
 from runtime.messages import HEADER_MSG_ID, HEADER_TYPE
 from tests.support.bus import send
 from tests.support.grpc_client import CALL_TIMEOUT_S as T
-from tests.support.metrics import sample, wait_for_sample
+from tests.support.metrics import WAIT_S, sample, wait_for_sample
+from tests.support.polling import eventually
 from tests.support.processes import ServiceRunner
 from tests.support.shop import Shop, shop_client
+from tools.runner.nats import NatsServer
 from tools.runner.topology import Topology
 
 COMMANDS = {"consumer": "inventory-commands", "stream": "SHOP_INVENTORY_COMMANDS"}
@@ -105,6 +107,38 @@ async def test_a_stopped_consumer_shows_its_lag(
 
     services.restart("inventory")  # the consumer fetches again: the lag drains
     await wait_for_sample(url, "concord_consumer_lag", 0, **COMMANDS)
+
+
+async def test_an_outbox_that_cannot_publish_shows_its_backlog_and_age(
+    services: ServiceRunner, topology: Topology, nats_server: NatsServer, shop: Shop
+) -> None:
+    services.start("inventory")
+    url = topology.metrics_url("inventory")
+    await wait_for_sample(url, "concord_outbox_backlog", 0)
+    assert await sample(url, "concord_outbox_oldest_unsent_age_seconds") == 0
+
+    nats_server.stop()
+    await shop.product(stock=1)  # commits ProductCreated to the outbox; the relay cannot send it
+    await eventually(
+        lambda: sample(url, "concord_outbox_backlog"),
+        lambda backlog: backlog is not None and backlog >= 1,
+        WAIT_S,
+        "outbox backlog while NATS is down",
+    )
+    await eventually(
+        lambda: sample(url, "concord_outbox_oldest_unsent_age_seconds"),
+        lambda age: age is not None and age >= 1.0,
+        WAIT_S,
+        "age of the oldest unsent row",
+    )
+    # what needs JetStream says it could not be read, and the scrape still answers
+    failed = {"probe": "consumer:inventory-commands"}
+    assert await sample(url, "concord_metrics_probe_failed", **failed) == 1
+
+    nats_server.start()
+    await wait_for_sample(url, "concord_outbox_backlog", 0)
+    assert await sample(url, "concord_outbox_oldest_unsent_age_seconds") == 0
+    await wait_for_sample(url, "concord_metrics_probe_failed", 0, **failed)
 
 
 async def test_sagas_by_step_and_an_open_breaker(
