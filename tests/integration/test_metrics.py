@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.client import Client
 from shop.inventory.v1 import commands_pb2, inventory_service_pb2, inventory_service_pb2_grpc
 
@@ -54,6 +55,20 @@ async def test_an_rpc_is_counted_by_method_and_code(
     labels = {"method": method, "code": "NOT_FOUND"}
     assert await sample(url, "concord_rpc_requests_total", **labels) == 1
     assert await sample(url, "concord_rpc_duration_seconds_count", **labels) == 1
+
+
+@pytest.mark.parametrize("process", ["registry", "paygate"])
+async def test_the_registry_and_paygate_count_their_rpcs_too(
+    services: ServiceRunner, topology: Topology, process: str
+) -> None:
+    running = services.start(process)
+    url = topology.metrics_url(process)
+    labels = {"method": "/grpc.health.v1.Health/Check", "code": "OK"}
+    before = await sample(url, "concord_rpc_requests_total", **labels) or 0  # readiness checks
+
+    async with grpc.aio.insecure_channel(running.address) as channel:
+        await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=T)
+    assert await sample(url, "concord_rpc_requests_total", **labels) == before + 1
 
 
 async def test_a_poison_message_counts_a_dead_letter(
