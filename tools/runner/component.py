@@ -17,3 +17,5 @@ class Component:
     note: str
     ports: tuple[int, ...] = ()
     """The loopback ports it listens on; `make up` waits until they can be bound."""
+    metrics_url: str | None = None
+    """Where Prometheus scrapes it (docs/observability.md); None: it serves no metrics."""

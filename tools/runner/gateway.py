@@ -221,4 +221,5 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
         env={},
         note="gateway: REST + gRPC, JWT, rate limits; endpoints from the registry (ADS)",
         ports=(topology.gateway_port, topology.gateway_admin_port),
+        metrics_url=f"http://127.0.0.1:{topology.gateway_admin_port}/stats/prometheus",
     )
