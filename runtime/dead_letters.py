@@ -96,7 +96,8 @@ def _decoded(type_name: str, payload: bytes) -> tuple[str, str]:
         return "", str(exc)
 
 
-def _letter(sequence: int, at: float, payload: bytes, headers: dict[str, str]) -> DeadLetter:
+def letter_from(sequence: int, at: float, payload: bytes, headers: dict[str, str]) -> DeadLetter:
+    """A dead letter as read off the stream at sequence `sequence`, dead-lettered at `at`."""
     type_name = headers.get(HEADER_TYPE, "")
     payload_json, decode_error = _decoded(type_name, payload)
     first_failure = at
@@ -133,7 +134,7 @@ class DeadLetters:
         except StreamMessageNotFoundError:
             return None
         at = raw.time.timestamp() if raw.time else time.time()
-        return _letter(raw.seq or 0, at, raw.data or b"", dict(raw.headers or {}))
+        return letter_from(raw.seq or 0, at, raw.data or b"", dict(raw.headers or {}))
 
     async def list(self, page_size: int, page_token: str) -> DeadLetterPage:
         if page_token and not page_token.isdigit():
