@@ -26,6 +26,7 @@ from tools.runner.gateway_settings import RouteLimit as RouteLimit
 from tools.runner.process import ManagedProcess
 from tools.runner.routes import envoy_route, service_routes
 from tools.runner.topology import Topology
+from tools.runner.ui_routes import MAX_FILE_BYTES, jwt_exemptions, render_static_routes
 
 # Built by //gateway:transcoder_descriptors from //proto:descriptors (see gateway/BUILD.bazel).
 DESCRIPTOR_SET = "bazel-bin/gateway/transcoder.binpb"
@@ -73,6 +74,14 @@ def render_config(
         "jwt_audience": JWT_AUDIENCE,
         "public_services": json.dumps(public_services()),
         "service_routes": render_routes(s),
+        # The OpenAPI document is built beside the descriptor set (gateway/BUILD.bazel).
+        "ui_routes": render_static_routes(
+            repo_root, descriptor_set.parent / "openapi.json", ROUTES_INDENT
+        ),
+        "ui_jwt_exemptions": f"\n{ROUTES_INDENT}".join(
+            f"- {json.dumps(r)}" for r in jwt_exemptions()
+        ),
+        "max_ui_file_bytes": MAX_FILE_BYTES,
     }
     for name, limit in (("read", s.reads), ("write", s.writes), ("grpc", s.grpc)):
         values[f"{name}_burst"] = limit.burst
