@@ -17,3 +17,5 @@ class Component:
     note: str
     ports: tuple[int, ...] = ()
     """The loopback ports it listens on; `make up` waits until they can be bound."""
+    waits_for: str = "its port to open"
+    """What `ready` checks, in words: `make up` says it while it waits."""

@@ -227,6 +227,10 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
         ),
         argv=gateway.argv(),
         ready=lambda: routes_ready(topology.gateway_admin_port),
+        waits_for=(
+            "Envoy ready and endpoints from the registry for every route cluster"
+            f" ({', '.join(ROUTE_CLUSTERS)})"
+        ),
         env={},
         note="gateway: REST + gRPC, JWT, rate limits; endpoints from the registry (ADS)",
         ports=(topology.gateway_port, topology.gateway_admin_port),

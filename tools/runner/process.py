@@ -12,7 +12,8 @@ from pathlib import Path
 
 
 class ProcessFailedError(RuntimeError):
-    pass
+    """A child that died or never became ready; the message names its log and ends with the
+    log's last lines, which is what a person needs (`make up` prints it, no traceback)."""
 
 
 @dataclass
@@ -61,11 +62,14 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.running():
-                raise ProcessFailedError(f"{self.name} exited early:\n{self.log_tail()}")
+                raise ProcessFailedError(self._failure("exited early"))
             if ready():
                 return
             time.sleep(0.05)
-        raise ProcessFailedError(f"{self.name} not ready after {timeout_s}s:\n{self.log_tail()}")
+        raise ProcessFailedError(self._failure(f"not ready after {timeout_s}s"))
+
+    def _failure(self, what: str, lines: int = 40) -> str:
+        return f"{self.name} {what} (log: {self.log_path}); its last lines:\n{self.log_tail(lines)}"
 
     def log_tail(self, lines: int = 40) -> str:
         try:
