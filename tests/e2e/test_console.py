@@ -1,6 +1,7 @@
 """The browser pages the gateway serves, in a real headless Chromium (tests/support/browser.py):
 the console at /console shows an order's timeline up to CONFIRMED, and Swagger UI at /docs
-renders the operations of the generated OpenAPI document. The whole shop runs behind Envoy.
+renders the operations of the generated OpenAPI document and, authorised with a development
+token, calls the gateway with "Try it out". The whole shop runs behind Envoy.
 
 Screenshots go to the test's undeclared outputs (bazel-testlogs/.../test.outputs/) so a person
 can see what the browser saw.
@@ -89,7 +90,25 @@ def test_console_shows_an_orders_timeline_up_to_confirmed_and_docs_render_operat
     assert operation.text.startswith("/v1/orders")
     paths = {element.text for element in browser.find_all(".opblock-summary-path")}
     assert {"/v1/orders/{orderId}/events", "/v1/products"} <= paths, paths
+    try_list_orders(browser, token_for("carol"))
+    live = ".live-responses-table .response"
+    reply = browser.wait_for(f"{live} .response-col_description", SETTLE_TIMEOUT_S, text=order_id)
+    reply.scroll_into_view()
+    assert browser.wait_for(f"{live} .response-col_status", SETTLE_TIMEOUT_S).text == "200"
     browser.screenshot(shots / "docs.png")
+
+
+def try_list_orders(browser: Browser, token: str) -> None:
+    """The documented dev-token flow in Swagger UI: Authorize with the token, then "Try it out"
+    and "Execute" on ListOrders, which calls the gateway the page came from."""
+    browser.wait_for(".auth-wrapper .authorize", SETTLE_TIMEOUT_S).click()
+    browser.wait_for(".auth-container input", SETTLE_TIMEOUT_S).type(token)
+    browser.wait_for(".auth-btn-wrapper .authorize", SETTLE_TIMEOUT_S).click()
+    browser.wait_for(".auth-btn-wrapper .btn-done", SETTLE_TIMEOUT_S).click()
+    operation = "#operations-OrdersService-OrdersService_ListOrders"
+    browser.wait_for(f"{operation} .opblock-summary-control", SETTLE_TIMEOUT_S).click()
+    browser.wait_for(f"{operation} .try-out__btn", SETTLE_TIMEOUT_S).click()
+    browser.wait_for(f"{operation} .execute", SETTLE_TIMEOUT_S).click()
 
 
 def test_console_shows_the_gateways_error_for_a_bad_token(

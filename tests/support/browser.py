@@ -45,6 +45,11 @@ class Element:
     def type(self, text: str) -> None:
         self.browser.command("POST", f"/element/{self.id}/value", {"text": text})
 
+    def scroll_into_view(self) -> None:
+        script = "arguments[0].scrollIntoView({block: 'center'})"
+        reference = {ELEMENT_KEY: self.id}
+        self.browser.command("POST", "/execute/sync", {"script": script, "args": [reference]})
+
     @property
     def text(self) -> str:
         return str(self.browser.command("GET", f"/element/{self.id}/text"))
