@@ -19,3 +19,5 @@ class Component:
     """The loopback ports it listens on; `make up` waits until they can be bound."""
     waits_for: str = "its port to open"
     """What `ready` checks, in words: `make up` says it while it waits."""
+    prepare: Callable[[], object] | None = None
+    """Run by `make up` just before it starts the process (Envoy's config is written here)."""

@@ -213,13 +213,12 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
     """Envoy as the last component of `make up`, once the services it routes to are up.
 
     It counts as ready when the registry has given it endpoints for every route cluster, so the
-    first request after `make up` reaches a service. The config is rendered here, when the
-    descriptor set exists (`make up` builds first), so `make status` and `make down` work on a
-    tree that was never built.
+    first request after `make up` reaches a service. The config is rendered only when `make up`
+    starts it (`prepare`), so `make status` and `make down` work on a tree that was never built
+    or set up, and a missing file (descriptor set, OpenAPI document, Swagger UI) fails `make up`
+    with what to run.
     """
     gateway = Gateway(topology, repo_root, repo_root / DESCRIPTOR_SET)
-    if gateway.descriptor_set.exists():
-        gateway.write_config()
     return Component(
         name="envoy",
         address=(
@@ -234,4 +233,5 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
         env={},
         note="gateway: REST + gRPC, JWT, rate limits; endpoints from the registry (ADS)",
         ports=(topology.gateway_port, topology.gateway_admin_port),
+        prepare=gateway.write_config,
     )

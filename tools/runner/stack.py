@@ -179,6 +179,8 @@ class Stack:
                 _stop_group(pid)
             for port in component.ports:
                 wait_until_bindable(port, PORT_FREE_TIMEOUT_S, component.name)
+            if component.prepare is not None:
+                component.prepare()
             began = time.monotonic()
             process = ManagedProcess(
                 name=component.name,
