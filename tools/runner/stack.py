@@ -215,7 +215,11 @@ class Stack:
         lines = [
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
         ]
-        lines.append(f"logs: {self.topology.log_dir}")
+        lines.append(
+            f"logs: {self.topology.log_dir} (python -m tools.devstack logs [process] [-f])"
+        )
+        gateway = f"http://127.0.0.1:{self.topology.gateway_port}"
+        lines.append(f"in a browser: {gateway}/docs (API docs), {gateway}/console (orders)")
         return "\n".join(lines)
 
 
