@@ -34,7 +34,9 @@ fmt: setup
 	@ruff format .
 	@ruff check --fix .
 
-# Benchmarks print ratios measured in one run (no pass/fail): breaker fast-fail, order latency.
+# Benchmarks print ratios measured in one run (no pass/fail): breaker fast-fail, order latency,
+# order throughput with metrics off and on.
 bench: build
 	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.breaker_fast_fail
 	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.order_confirmation
+	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.metrics_overhead

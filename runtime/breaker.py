@@ -22,6 +22,7 @@ from aiobreaker import CircuitBreaker, CircuitBreakerListener, CircuitBreakerSta
 from aiobreaker.state import CircuitBreakerBaseState
 
 from runtime.logs import get_logger
+from runtime.metrics import Reading, gauge
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -148,3 +149,33 @@ class Breaker:
 
 def all_breakers() -> list[Breaker]:
     return list(_BREAKERS.values())
+
+
+BREAKER_STATES = ("CLOSED", "OPEN", "HALF_OPEN")
+
+
+async def readings() -> list[Reading]:
+    """One gauge per breaker and state, 1 for the state it is in (Prometheus' usual shape for
+    an enum: `concord_breaker_state{callee="inventory",state="OPEN"} == 1` alerts)."""
+    found = []
+    for b in all_breakers():
+        current = b.state
+        for state in BREAKER_STATES:
+            found.append(
+                gauge(
+                    "concord_breaker_state",
+                    "1 for the state each circuit breaker is in, 0 for the others",
+                    1 if state == current else 0,
+                    callee=b.callee,
+                    state=state,
+                )
+            )
+        found.append(
+            gauge(
+                "concord_breaker_failures",
+                "Consecutive failures counted by a closed breaker",
+                b.failures,
+                callee=b.callee,
+            )
+        )
+    return found

@@ -14,7 +14,7 @@ Why Python and not a data file: it lives in `runtime/`, the lowest layer, so the
 registry and the tools may all import it; mypy checks every use of a field; frozen dataclasses
 and enums keep illegal entries (a command stream on a stand-in, a public service without a REST
 prefix) out by construction (`_check`, run at import); and there is no file to locate in Bazel
-runfiles or a parser to keep. The registry (platform, port 50050) is not here: it is not part
+runfiles or a parser to keep. The registry (platform, port 50050, metrics 9450) is not here: it is not part
 of the shop, and every process needs its address before it can find anything else.
 """
 
@@ -79,6 +79,8 @@ class Process:
     package: str
     """The Python package it runs as (`python -m <package>`, or bazel-bin/<package>/<name>)."""
     default_port: int
+    metrics_port: int
+    """Where it serves Prometheus metrics (runtime/metrics.py); setting `metrics_port_env`."""
     note: str
     """One line for `make status` and the README's table."""
     services: tuple[GrpcService, ...] = ()
@@ -95,6 +97,10 @@ class Process:
     @property
     def port_env(self) -> str:
         return f"CONCORD_{self.name.upper()}_PORT"
+
+    @property
+    def metrics_port_env(self) -> str:
+        return f"CONCORD_{self.name.upper()}_METRICS_PORT"
 
     @property
     def bazel_library(self) -> str:
@@ -120,6 +126,7 @@ CATALOGUE: tuple[Process, ...] = (
         name="orders",
         package="services.orders",
         default_port=50051,
+        metrics_port=9451,
         note="event-sourced orders, the place-order saga orchestrator",
         services=(
             _service(
@@ -150,6 +157,7 @@ CATALOGUE: tuple[Process, ...] = (
         name="inventory",
         package="services.inventory",
         default_port=50052,
+        metrics_port=9452,
         note="products, stock, reservations",
         services=(
             _service(
@@ -173,6 +181,7 @@ CATALOGUE: tuple[Process, ...] = (
         name="payments",
         package="services.payments",
         default_port=50053,
+        metrics_port=9453,
         note="customer credit, authorisations, refunds",
         services=(
             _service(
@@ -202,6 +211,7 @@ CATALOGUE: tuple[Process, ...] = (
         name="paygate",
         package="standins.paygate",
         default_port=50054,
+        metrics_port=9454,
         note="stand-in payment provider (fault injection for tests)",
         services=(
             _service("paygate.v1.PaymentGatewayService", "paygate.v1.paygate_pb2", public=False),
@@ -263,7 +273,10 @@ def start_order() -> tuple[Process, ...]:
 def _check() -> None:
     """What the types cannot say; a wrong entry fails at import, in every test."""
     problems = []
-    for attribute in ("name", "default_port", "rest_prefix"):
+    ports = [p.default_port for p in CATALOGUE] + [p.metrics_port for p in CATALOGUE]
+    if len(set(ports)) != len(ports):
+        problems.append(f"a port is used twice (gRPC and metrics ports): {ports}")
+    for attribute in ("name", "rest_prefix"):
         values = [getattr(p, attribute) for p in CATALOGUE if getattr(p, attribute) is not None]
         if len(set(values)) != len(values):
             problems.append(f"duplicate {attribute}: {values}")

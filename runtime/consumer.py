@@ -33,6 +33,7 @@ from runtime.messages import (
     subject_for,
     trace_id_of,
 )
+from runtime.metrics import Reading, counter, gauge
 from runtime.settings import ServiceSettings
 from runtime.streams import dead_letter_subject
 
@@ -108,6 +109,8 @@ class ConsumerStats:
     processed: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    redelivered: int = 0
+    """Messages that arrived more than once (a nak, an ack that came too late, a restart)."""
 
 
 class PoisonMessageError(Exception):
@@ -161,6 +164,7 @@ class Consumer:
                         "consumer_resubscribing", durable=self.sub.durable, reason="reconnected"
                     )
                     return
+                failure_point("consumer.fetch", self.sub.durable)  # a consumer that is stuck
                 try:
                     msgs = await psub.fetch(
                         self._settings.consumer_fetch_batch,
@@ -186,7 +190,44 @@ class Consumer:
         info = await self._bus.js.consumer_info(self.sub.stream, self.sub.durable)
         return bool(info.num_pending)
 
+    async def readings(self) -> list[Reading]:
+        """Lag from the server (what waits for this durable, and what it holds unacked), the
+        rest from this process's own counts."""
+        if not self._bus.connected:
+            raise ConnectionError("NATS is not connected: consumer lag unknown")
+        info = await self._bus.js.consumer_info(self.sub.stream, self.sub.durable)
+        c = {"consumer": self.sub.durable, "stream": self.sub.stream}
+        return [
+            gauge(
+                "concord_consumer_lag",
+                "Messages on the stream not yet delivered",
+                info.num_pending or 0,
+                **c,
+            ),
+            gauge(
+                "concord_consumer_ack_pending",
+                "Messages delivered and not yet acknowledged",
+                info.num_ack_pending or 0,
+                **c,
+            ),
+            counter("concord_consumer_processed", "Messages handled", self.stats.processed, **c),
+            counter(
+                "concord_consumer_redeliveries",
+                "Messages delivered again (nak, ack timeout, restart)",
+                self.stats.redelivered,
+                **c,
+            ),
+            counter(
+                "concord_dead_letters",
+                "Messages sent to the dead-letter subject (poison or failed max_deliver times)",
+                self.stats.dead_lettered,
+                **c,
+            ),
+        ]
+
     async def _process(self, msg: Msg) -> None:
+        if msg.metadata.num_delivered and msg.metadata.num_delivered > 1:
+            self.stats.redelivered += 1
         headers = msg.headers or {}
         type_name = headers.get(HEADER_TYPE, "")
         message_id = headers.get(HEADER_MSG_ID, "")

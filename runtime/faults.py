@@ -32,7 +32,9 @@ class InjectedFailureError(RuntimeError):
 
 def failure_point(point: str, detail: str = "") -> None:
     """`CONCORD_FAIL_AT=<point>[:<detail>]` makes this point raise, every time: how tests drive
-    a handler into retries and the dead-letter subject. Off unless set."""
+    a handler into retries and the dead-letter subject (`consumer.handler:<type name>`), or
+    stops a consumer before it fetches (`consumer.fetch:<durable>`), so its lag grows. Off
+    unless set."""
     wanted = os.environ.get("CONCORD_FAIL_AT")
     if not wanted:
         return

@@ -19,6 +19,7 @@ from runtime.database import Connection, Database
 from runtime.faults import crash_point
 from runtime.logs import current_context, get_logger
 from runtime.messages import Envelope, new_traceparent
+from runtime.metrics import Reading, gauge
 
 log = get_logger(__name__)
 
@@ -88,6 +89,28 @@ def _mark_sent(conn: Connection, seqs: list[int]) -> None:
 
 def pending_count(conn: Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+
+
+def _backlog(conn: Connection) -> tuple[int, float | None]:
+    row = conn.execute(
+        "SELECT count(*), min(created_at) FROM outbox WHERE sent_at IS NULL"
+    ).fetchone()
+    return int(row[0]), row[1]
+
+
+async def readings(db: Database) -> list[Reading]:
+    """The outbox's metrics: how many rows wait, and for how long the oldest has (0 when none):
+    a relay that cannot reach NATS shows as a growing age long before anyone misses a message."""
+    count, oldest = await db.read(_backlog)
+    age_s = max(0.0, time.time() - oldest) if oldest is not None else 0.0
+    return [
+        gauge("concord_outbox_backlog", "Outbox rows not yet published to JetStream", count),
+        gauge(
+            "concord_outbox_oldest_unsent_age_seconds",
+            "Age of the oldest unpublished outbox row; 0 when the outbox is empty",
+            age_s,
+        ),
+    ]
 
 
 class OutboxRelay:

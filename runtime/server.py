@@ -23,7 +23,7 @@ from concord.ops.v1 import ops_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from runtime import consumer, logs, outbox, paging
+from runtime import breaker, consumer, logs, outbox, paging
 from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription
 from runtime.contract_fingerprint import own_contracts
@@ -33,6 +33,7 @@ from runtime.diagnostics import DiagnosticsApi
 from runtime.discovery import RegistryResolver
 from runtime.grpc_errors import DomainErrorInterceptor
 from runtime.logs import get_logger
+from runtime.metrics import Metrics, Probe, RpcMetricsInterceptor
 from runtime.outbox import OutboxRelay
 from runtime.registration import Registration
 from runtime.registry_client import RegistryClientSettings
@@ -76,6 +77,8 @@ class ServiceParts:
     """Called when draining starts, so endless streams can end within the grace period."""
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Awaited last, after the server and every loop stopped: close clients and channels."""
+    probes: list[Probe] = field(default_factory=list)
+    """The service's own metrics, read at each scrape (runtime/metrics.py): sagas by step."""
 
 
 def database_migrations(service: str, migrations: Sequence[str]) -> dict[str, Sequence[str]]:
@@ -119,8 +122,12 @@ async def serve(
             DIAGNOSTICS_SERVICE,
         )
     )
+    metrics = _metrics(settings, parts, consumers, needs_bus, db)
+    interceptors: list[grpc.aio.ServerInterceptor] = [DomainErrorInterceptor()]
+    if metrics is not None:
+        interceptors.insert(0, RpcMetricsInterceptor(metrics))
     health_servicer = health.aio.HealthServicer()
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     names = [name for _, _, name in parts.servicers]
     for add, servicer, _ in parts.servicers:
         add(servicer, server)
@@ -141,6 +148,12 @@ async def serve(
         raise RuntimeError(f"cannot listen on {settings.address}")
     await server.start()
     log.info("grpc_listening", address=settings.address, services=names)
+    if metrics is not None:
+        try:
+            metrics.serve(settings.host, settings.metrics.port)
+        except OSError:
+            await server.stop(0)
+            raise
 
     tasks = Supervisor()
     relay = OutboxRelay(db, bus, settings.outbox_poll_interval_s, settings.outbox_batch_size)
@@ -187,8 +200,37 @@ async def serve(
         for close in parts.on_close:
             await close()
         await resolver.close()
+        if metrics is not None:
+            metrics.close()
         await db.close()
         log.info("service_stopped", service=settings.service)
+
+
+def _metrics(
+    settings: ServiceSettings,
+    parts: ServiceParts,
+    consumers: list[Consumer],
+    needs_bus: bool,
+    db: Database,
+) -> Metrics | None:
+    """The process's metrics and what they read at a scrape; None when turned off."""
+    if not settings.metrics.enabled:
+        return None
+    metrics = Metrics(
+        settings.service, asyncio.get_running_loop(), settings.metrics.scrape_timeout_s
+    )
+    if needs_bus:
+
+        async def outbox_readings() -> list[Any]:
+            return await outbox.readings(db)
+
+        metrics.add_probe("outbox", outbox_readings)
+        for consumer_ in consumers:
+            metrics.add_probe(f"consumer:{consumer_.sub.durable}", consumer_.readings)
+    metrics.add_probe("breakers", breaker.readings)
+    for n, probe in enumerate(parts.probes):
+        metrics.add_probe(getattr(probe, "__name__", f"service-{n}"), probe)
+    return metrics
 
 
 async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:

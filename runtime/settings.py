@@ -43,6 +43,42 @@ DEFAULT_PORTS = {
     "registry": REGISTRY_DEFAULT_PORT,
     **{p.name: p.default_port for p in BY_NAME.values()},
 }
+REGISTRY_DEFAULT_METRICS_PORT = 9450
+DEFAULT_METRICS_PORTS = {
+    "registry": REGISTRY_DEFAULT_METRICS_PORT,
+    **{p.name: p.metrics_port for p in BY_NAME.values()},
+}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean (true/false, 1/0, on/off)")
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """`CONCORD_METRICS_ENABLED=false` serves no metrics and counts nothing (the benchmark's
+    baseline); `CONCORD_<NAME>_METRICS_PORT` moves one process's endpoint (0: any free port)."""
+
+    enabled: bool
+    port: int
+    scrape_timeout_s: float
+
+    @classmethod
+    def from_env(cls, process: str) -> MetricsSettings:
+        return cls(
+            enabled=env_bool("CONCORD_METRICS_ENABLED", True),
+            port=env_int(
+                f"CONCORD_{process.upper()}_METRICS_PORT", DEFAULT_METRICS_PORTS.get(process, 0)
+            ),
+            scrape_timeout_s=env_float("CONCORD_METRICS_SCRAPE_TIMEOUT_S", 5.0),
+        )
 
 
 @dataclass(frozen=True)
@@ -63,6 +99,7 @@ class ServiceSettings:
     consumer_idle_check_s: float
     nats_request_timeout_s: float
     sqlite_busy_timeout_ms: int
+    metrics: MetricsSettings
 
     @property
     def address(self) -> str:
@@ -92,4 +129,5 @@ class ServiceSettings:
             consumer_idle_check_s=env_float("CONCORD_CONSUMER_IDLE_CHECK_S", 2.0),
             nats_request_timeout_s=env_float("CONCORD_NATS_REQUEST_TIMEOUT_S", 5.0),
             sqlite_busy_timeout_ms=env_int("CONCORD_SQLITE_BUSY_TIMEOUT_MS", 5000),
+            metrics=MetricsSettings.from_env(service),
         )

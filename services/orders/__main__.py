@@ -51,6 +51,7 @@ def wire(platform: Platform) -> ServiceParts:
             )
         ],
         on_close=[inventory.close],
+        probes=[orders.saga_readings],
     )
 
 

@@ -22,6 +22,7 @@ from runtime.database import Connection, Database
 from runtime.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from runtime.ids import new_id, now
 from runtime.logs import get_logger
+from runtime.metrics import Reading, gauge
 from runtime.validation import Violations, check_timestamp
 from services.orders import domain, saga, store
 from services.orders.clients import Pricing, UnknownProductsError
@@ -155,6 +156,25 @@ class Orders:
     async def rebuild_read_models(self) -> tuple[int, int]:
         """(orders rebuilt, events replayed)."""
         return await self._db.write(store.rebuild_read_models)
+
+    async def saga_readings(self) -> list[Reading]:
+        """The saga's metrics, read at each scrape: sagas by step, compensations pending."""
+        by_step, pending = await self._db.read(store.saga_counts)
+        return [
+            *(
+                gauge("concord_sagas", "Place-order sagas by step", n, step=s)
+                for s, n in by_step.items()
+            ),
+            *(
+                gauge(
+                    "concord_compensations_pending",
+                    "Compensations sent by open sagas and not yet acknowledged, by kind",
+                    n,
+                    compensation=kind,
+                )
+                for kind, n in pending.items()
+            ),
+        ]
 
     # --- background use cases (workers.py) -----------------------------------------------------
 

@@ -220,3 +220,17 @@ def overdue_sagas(conn: Connection, now: float, limit: int = 100) -> list[Saga]:
         (now, limit),
     )
     return [_saga(row) for row in rows]
+
+
+def saga_counts(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
+    """Sagas by step, and the compensations open sagas still wait on, by kind: what an operator
+    watches for a saga stuck compensating."""
+    by_step = dict.fromkeys((step.value for step in SagaStep), 0)
+    for row in conn.execute("SELECT step, count(*) FROM sagas GROUP BY step"):
+        by_step[row[0]] = int(row[1])
+    row = conn.execute(
+        "SELECT coalesce(sum(json_extract(state, '$.awaiting_release')), 0),"
+        " coalesce(sum(json_extract(state, '$.awaiting_void')), 0)"
+        " FROM sagas WHERE step != 'DONE'"
+    ).fetchone()
+    return by_step, {"release_stock": int(row[0]), "void_payment": int(row[1])}

@@ -12,7 +12,9 @@ from paygate.v1 import paygate_pb2, paygate_pb2_grpc
 
 from runtime.catalogue import process
 from runtime.grpc_errors import DomainErrorInterceptor
+from runtime.metrics import Metrics, RpcMetricsInterceptor
 from runtime.server import SERVER_OPTIONS
+from runtime.settings import MetricsSettings
 from standins.paygate.ledger import Ledger
 from standins.paygate.server import Behaviour, FaultInjection, PaymentGateway
 
@@ -21,8 +23,13 @@ async def main() -> None:
     paygate = process("paygate")
     address = f"127.0.0.1:{os.environ.get(paygate.port_env, paygate.default_port)}"
     behaviour = Behaviour()
+    metrics_settings = MetricsSettings.from_env("paygate")
+    metrics = Metrics("paygate", asyncio.get_running_loop(), metrics_settings.scrape_timeout_s)
     # The services' interceptor, for its decoding: garbage request bytes are INVALID_ARGUMENT.
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
+    interceptors: list[grpc.aio.ServerInterceptor] = [DomainErrorInterceptor()]
+    if metrics_settings.enabled:
+        interceptors.insert(0, RpcMetricsInterceptor(metrics))
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     paygate_pb2_grpc.add_PaymentGatewayServiceServicer_to_server(
         PaymentGateway(Ledger(), behaviour), server
     )
@@ -33,6 +40,8 @@ async def main() -> None:
     reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
     server.add_insecure_port(address)
     await server.start()
+    if metrics_settings.enabled:
+        metrics.serve("127.0.0.1", metrics_settings.port)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -40,6 +49,7 @@ async def main() -> None:
     print(f'{{"service": "paygate", "event": "listening", "address": "{address}"}}', flush=True)
     await stop.wait()
     await server.stop(2)
+    metrics.close()
 
 
 if __name__ == "__main__":

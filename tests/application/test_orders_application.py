@@ -248,3 +248,32 @@ async def test_another_customers_order_is_not_found(app: Orders) -> None:
     order = await place(app)
     with pytest.raises(NotFoundError):
         await app.cancel_order("mallory", order.order_id, "")
+
+
+async def saga_metrics(app: Orders) -> dict[tuple[str, str], float]:
+    """The orders metrics a scrape reads: (metric, label value) -> value."""
+    return {(r.name, r.labels[0][1]): r.value for r in await app.saga_readings()}
+
+
+async def test_saga_metrics_follow_a_compensation_until_it_lands(
+    db: Database, app: Orders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order = await place(app)
+    assert (await saga_metrics(app))[("concord_sagas", "RESERVING")] == 1
+    await feed(db, app, inventory_ev.StockReserved(order_id=order.order_id))
+    later = time.time() + 31
+    monkeypatch.setattr("services.orders.application.now", lambda: later)
+    await app.time_out_overdue_steps()  # payments never answered: release and void
+    compensating = await saga_metrics(app)
+    assert compensating[("concord_sagas", "COMPENSATING")] == 1
+    assert compensating[("concord_compensations_pending", "release_stock")] == 1
+    assert compensating[("concord_compensations_pending", "void_payment")] == 1
+
+    staged = await staged_messages(db)
+    release = command_id(staged, "ReleaseStock")
+    await feed(db, app, inventory_ev.StockReleased(order_id=order.order_id, causation_id=release))
+    assert (await saga_metrics(app))[("concord_compensations_pending", "release_stock")] == 0
+    await feed(db, app, payments_ev.PaymentVoided(order_id=order.order_id))
+    done = await saga_metrics(app)
+    assert (done[("concord_sagas", "DONE")], done[("concord_sagas", "COMPENSATING")]) == (1, 0)
+    assert done[("concord_compensations_pending", "void_payment")] == 0

@@ -82,6 +82,7 @@ def registry_process(data_dir: Path, log_dir: Path, **overrides: str) -> Concord
     env = {
         "CONCORD_DATA_DIR": str(data_dir),
         "CONCORD_REGISTRY_PORT": str(port),
+        "CONCORD_REGISTRY_METRICS_PORT": "0",  # any free port: tests run side by side
         **FAST_REGISTRY_SETTINGS,
         **overrides,
     }
@@ -101,6 +102,7 @@ def service_process(
     env = {
         "CONCORD_DATA_DIR": str(data_dir),
         f"CONCORD_{service.upper()}_PORT": str(port),
+        f"CONCORD_{service.upper()}_METRICS_PORT": "0",
         "CONCORD_NATS_URL": nats_url,
         "CONCORD_REGISTRY_ADDRESS": registry_address,
         "CONCORD_SHUTDOWN_GRACE_S": "2.0",

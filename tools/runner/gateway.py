@@ -233,5 +233,6 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
         env={},
         note="gateway: REST + gRPC, JWT, rate limits; endpoints from the registry (ADS)",
         ports=(topology.gateway_port, topology.gateway_admin_port),
+        metrics_url=f"http://127.0.0.1:{topology.gateway_admin_port}/stats/prometheus",
         prepare=gateway.write_config,
     )

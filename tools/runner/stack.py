@@ -100,10 +100,12 @@ class Stack:
             env={
                 "CONCORD_DATA_DIR": str(t.data_dir),
                 "CONCORD_REGISTRY_PORT": str(t.registry_port),
+                "CONCORD_REGISTRY_METRICS_PORT": str(t.metrics_ports["registry"]),
                 **(extra_env or {}),
             },
             note="discovery, contract registry, xDS (ADS) for Envoy",
-            ports=(t.registry_port,),
+            ports=(t.registry_port, t.metrics_ports["registry"]),
+            metrics_url=t.metrics_url("registry"),
         )
 
     def _nats(self, nats: NatsServer) -> Component:
@@ -134,9 +136,11 @@ class Stack:
     ) -> Component:
         """One of the catalogue's processes, started by the stack's launcher; `port` runs
         another instance beside the one on the topology's port (same data folder, so the same
-        database)."""
+        database), its metrics on any free port (it logs which)."""
         process = catalogue.process(name)
+        another = port is not None and port != self.topology.port(name)
         port = port or self.topology.port(name)
+        metrics_port = 0 if another else self.topology.metrics_ports[name]
         address = f"127.0.0.1:{port}"
         return Component(
             name=name,
@@ -144,9 +148,15 @@ class Stack:
             argv=self.launcher(process.package),
             ready=lambda: grpc_serving(address),
             waits_for=f"gRPC health SERVING on {address}",
-            env={**self.service_env(), process.port_env: str(port), **(extra_env or {})},
+            env={
+                **self.service_env(),
+                process.port_env: str(port),
+                process.metrics_port_env: str(metrics_port),
+                **(extra_env or {}),
+            },
             note=process.note,
-            ports=(port,),
+            ports=(port,) if another else (port, metrics_port),
+            metrics_url=None if another else self.topology.metrics_url(name),
         )
 
     def _pid_file(self, name: str) -> Path:
@@ -215,6 +225,8 @@ class Stack:
         lines = [
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows
         ]
+        lines.append("metrics (Prometheus):")
+        lines += [f"  {c.name}: {c.metrics_url}" for c in self.components() if c.metrics_url]
         lines.append(
             f"logs: {self.topology.log_dir} (python -m tools.devstack logs [process] [-f])"
         )

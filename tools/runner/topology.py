@@ -15,11 +15,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from runtime import catalogue
+from runtime.settings import DEFAULT_METRICS_PORTS
 from tools.runner.ports import free_ports
 
 
 def _default_service_ports() -> dict[str, int]:
     return {p.name: p.default_port for p in catalogue.CATALOGUE}
+
+
+def _default_metrics_ports() -> dict[str, int]:
+    return dict(DEFAULT_METRICS_PORTS)
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,16 @@ class Topology:
     gateway_admin_port: int = 9901
     service_ports: Mapping[str, int] = field(default_factory=_default_service_ports)
     """Process name (the catalogue's) -> port."""
+    metrics_ports: Mapping[str, int] = field(default_factory=_default_metrics_ports)
+    """Process name (the catalogue's, and `registry`) -> its Prometheus metrics port."""
 
     @classmethod
     def _platform_ports(cls) -> list[str]:
-        return [f.name for f in fields(cls) if f.name not in ("data_dir", "service_ports")]
+        return [
+            f.name
+            for f in fields(cls)
+            if f.name not in ("data_dir", "service_ports", "metrics_ports")
+        ]
 
     @classmethod
     def from_env(cls, default_data_dir: Path) -> Topology:
@@ -50,22 +61,33 @@ class Topology:
         values["service_ports"] = {
             p.name: int(os.environ.get(p.port_env, p.default_port)) for p in catalogue.CATALOGUE
         }
+        values["metrics_ports"] = {
+            name: int(os.environ.get(f"CONCORD_{name.upper()}_METRICS_PORT", port))
+            for name, port in DEFAULT_METRICS_PORTS.items()
+        }
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
     def on_free_ports(cls, data_dir: Path) -> Topology:
         names = cls._platform_ports()
         services = [p.name for p in catalogue.CATALOGUE]
-        ports = free_ports(len(names) + len(services))
+        metered = list(DEFAULT_METRICS_PORTS)
+        ports = free_ports(len(names) + len(services) + len(metered))
+        first_metrics = len(names) + len(services)
         return cls(
             data_dir=data_dir,
             **dict(zip(names, ports[: len(names)], strict=True)),  # type: ignore[arg-type]
-            service_ports=dict(zip(services, ports[len(names) :], strict=True)),
+            service_ports=dict(zip(services, ports[len(names) : first_metrics], strict=True)),
+            metrics_ports=dict(zip(metered, ports[first_metrics:], strict=True)),
         )
 
     def port(self, process: str) -> int:
         """The port of a catalogue process (`orders`, `paygate`, ...)."""
         return self.service_ports[catalogue.process(process).name]
+
+    def metrics_url(self, process: str) -> str:
+        """Where `process` (the registry or one of the catalogue's) serves /metrics."""
+        return f"http://127.0.0.1:{self.metrics_ports[process]}/metrics"
 
     def address(self, process: str) -> str:
         return f"127.0.0.1:{self.port(process)}"

@@ -1,0 +1,104 @@
+"""What metrics cost: order throughput (PlaceOrder to CONFIRMED, through the whole saga) on a
+private stack with metrics off (`CONCORD_METRICS_ENABLED=false`), then on a fresh one with
+metrics on and every process scraped each second, as a Prometheus would. One run of each;
+prints both rates and their ratio (issue 14 wants tracing and metrics together under 10%).
+
+    make bench   (or: PYTHONPATH=.:bazel-bin/proto .venv/bin/python -m bench.metrics_overhead)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from shop.orders.v1 import orders_pb2
+
+from runtime import catalogue
+from tests.support.processes import ServiceRunner
+from tests.support.shop import Shop, shop_client
+from tools.runner.nats import NatsServer
+from tools.runner.stack import Stack, python_module_launcher
+from tools.runner.topology import Topology
+
+ORDERS = 120
+CONCURRENCY = 8
+SCRAPE_INTERVAL_S = 1.0
+
+
+async def _order(shop: Shop, product: str, gate: asyncio.Semaphore) -> None:
+    async with gate:
+        placed = await shop.place("bench", [(product, 1)])
+        order = await shop.settled("bench", placed.order_id, timeout_s=60, poll_s=0.01)
+        assert order.status == orders_pb2.ORDER_STATUS_CONFIRMED, order.rejection_reason
+
+
+def _scrape(url: str) -> None:
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        reply.read()
+
+
+async def _scrape_every_second(urls: list[str]) -> None:
+    while True:
+        for url in urls:
+            await asyncio.to_thread(_scrape, url)
+        await asyncio.sleep(SCRAPE_INTERVAL_S)
+
+
+async def throughput(topology: Topology, scraped: list[str]) -> float:
+    """Confirmed orders per second, `CONCURRENCY` at a time."""
+    async with shop_client(topology) as shop:
+        product = await shop.product(stock=ORDERS * 2, price_minor=100)
+        await shop.account("bench", ORDERS * 1_000)
+        await _order(shop, product, asyncio.Semaphore(1))  # warm: channels, caches
+        scraper = asyncio.create_task(_scrape_every_second(scraped)) if scraped else None
+        gate = asyncio.Semaphore(CONCURRENCY)
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(*(_order(shop, product, gate) for _ in range(ORDERS)))
+        finally:
+            if scraper is not None:
+                scraper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scraper
+        return ORDERS / (time.perf_counter() - started)
+
+
+def run(metrics: bool) -> float:
+    env = {"CONCORD_METRICS_ENABLED": "true" if metrics else "false"}
+    with tempfile.TemporaryDirectory() as tmp:
+        topology = Topology.on_free_ports(Path(tmp) / "data")
+        nats = NatsServer(
+            topology.nats_port,
+            topology.nats_monitor_port,
+            topology.data_dir / "nats",
+            topology.log_dir,
+        ).start()
+        runner = ServiceRunner(
+            Stack(topology, repo_root=Path.cwd(), launcher=python_module_launcher)
+        )
+        runner.registry_env.update(env)
+        try:
+            for process in catalogue.start_order():
+                runner.start(process.name, env=env)
+            urls = [topology.metrics_url(p.name) for p in catalogue.CATALOGUE] if metrics else []
+            return asyncio.run(throughput(topology, urls))
+        finally:
+            runner.stop_all()
+            nats.stop()
+
+
+def main() -> None:
+    off = run(metrics=False)
+    on = run(metrics=True)
+    print(f"order throughput, {ORDERS} orders {CONCURRENCY} at a time, PENDING -> CONFIRMED:")
+    print(f"  metrics off: {off:.1f} orders/s")
+    print(f"  metrics on (scraped every {SCRAPE_INTERVAL_S:g} s): {on:.1f} orders/s")
+    print(f"  on / off: {on / off:.3f} (overhead {(1 - on / off) * 100:.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
