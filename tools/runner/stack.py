@@ -96,6 +96,7 @@ class Stack:
             address=address,
             argv=self.launcher("registry"),
             ready=lambda: grpc_serving(address),
+            waits_for=f"gRPC health SERVING on {address}",
             env={
                 "CONCORD_DATA_DIR": str(t.data_dir),
                 "CONCORD_REGISTRY_PORT": str(t.registry_port),
@@ -114,6 +115,7 @@ class Stack:
             address=f"127.0.0.1:{t.nats_port} (monitor 127.0.0.1:{t.nats_monitor_port})",
             argv=[str(binary("nats-server")), "-c", str(nats.write_config())],
             ready=lambda: port_open("127.0.0.1", t.nats_port),
+            waits_for=f"port {t.nats_port} to accept connections",
             env={},
             note="JetStream, file storage, sync_interval always",
             ports=(t.nats_port, t.nats_monitor_port),
@@ -145,6 +147,7 @@ class Stack:
             address=address,
             argv=self.launcher(process.package),
             ready=lambda: grpc_serving(address),
+            waits_for=f"gRPC health SERVING on {address}",
             env={
                 **self.service_env(),
                 process.port_env: str(port),
@@ -186,6 +189,9 @@ class Stack:
                 _stop_group(pid)
             for port in component.ports:
                 wait_until_bindable(port, PORT_FREE_TIMEOUT_S, component.name)
+            if component.prepare is not None:
+                component.prepare()
+            began = time.monotonic()
             process = ManagedProcess(
                 name=component.name,
                 argv=component.argv,
@@ -195,8 +201,13 @@ class Stack:
                 detached=True,
             ).start()
             self._pid_file(component.name).write_text(str(process.pid))
+            print(
+                f"{component.name}: pid {process.pid}, waiting for {component.waits_for}"
+                f" (up to {READY_TIMEOUT_S:.0f} s)",
+                flush=True,
+            )
             process.wait_until(component.ready, READY_TIMEOUT_S)
-            print(f"{component.name}: started (pid {process.pid})")
+            print(f"{component.name}: started in {time.monotonic() - began:.1f} s")
 
     def down(self) -> None:
         for component in reversed(self.components()):
@@ -216,7 +227,11 @@ class Stack:
         ]
         lines.append("metrics (Prometheus):")
         lines += [f"  {c.name}: {c.metrics_url}" for c in self.components() if c.metrics_url]
-        lines.append(f"logs: {self.topology.log_dir}")
+        lines.append(
+            f"logs: {self.topology.log_dir} (python -m tools.devstack logs [process] [-f])"
+        )
+        gateway = f"http://127.0.0.1:{self.topology.gateway_port}"
+        lines.append(f"in a browser: {gateway}/docs (API docs), {gateway}/console (orders)")
         return "\n".join(lines)
 
 
