@@ -23,7 +23,7 @@ from concord.ops.v1 import ops_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from runtime import consumer, logs, outbox, paging
+from runtime import consumer, logs, outbox, paging, tracing
 from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription
 from runtime.contract_fingerprint import own_contracts
@@ -120,7 +120,10 @@ async def serve(
         )
     )
     health_servicer = health.aio.HealthServicer()
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(
+        interceptors=[*tracing.server_interceptors(), DomainErrorInterceptor()],
+        options=SERVER_OPTIONS,
+    )
     names = [name for _, _, name in parts.servicers]
     for add, servicer, _ in parts.servicers:
         add(servicer, server)
@@ -222,6 +225,7 @@ def run_service(
     SIGTERM and SIGINT stop it gracefully."""
     settings = ServiceSettings.from_env(service)
     logs.configure(service)
+    tracing.configure(service, settings.data_dir)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -230,4 +234,7 @@ def run_service(
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, migrations, wire, stop, needs_bus=needs_bus, registers=registers)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()

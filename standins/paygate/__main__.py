@@ -4,12 +4,14 @@ its catalogue entry's port setting and default (runtime/catalogue.py)."""
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from paygate.v1 import paygate_pb2, paygate_pb2_grpc
 
+from runtime import tracing
 from runtime.catalogue import process
 from runtime.grpc_errors import DomainErrorInterceptor
 from runtime.server import SERVER_OPTIONS
@@ -22,7 +24,10 @@ async def main() -> None:
     address = f"127.0.0.1:{os.environ.get(paygate.port_env, paygate.default_port)}"
     behaviour = Behaviour()
     # The services' interceptor, for its decoding: garbage request bytes are INVALID_ARGUMENT.
-    server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
+    server = grpc.aio.server(
+        interceptors=[*tracing.server_interceptors(), DomainErrorInterceptor()],
+        options=SERVER_OPTIONS,
+    )
     paygate_pb2_grpc.add_PaymentGatewayServiceServicer_to_server(
         PaymentGateway(Ledger(), behaviour), server
     )
@@ -43,4 +48,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    tracing.configure("paygate", Path(os.environ.get("CONCORD_DATA_DIR", ".data")).absolute())
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()
