@@ -1,5 +1,6 @@
-"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status|token`, and
-`services` / `contracts ...` against the registry (registry_cli.py)."""
+"""The dev CLI behind the Makefile: `python -m tools.devstack up|down|status|token`,
+`services` / `contracts ...` against the registry (registry_cli.py), and `trace <order_id>`
+from the span files (traces.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools.devstack import registry_cli
+from tools.devstack import registry_cli, traces
 from tools.devstack.smoke import smoke
 from tools.runner.stack import SERVICES, Stack
 from tools.runner.tokens import DEFAULT_TTL_S, KNOWN_ROLES, MAX_TTL_S, mint_dev_token
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         help="drop the orders read models and rebuild them by replaying events",
     )
     registry_cli.add_commands(commands)
+    traces.add_commands(commands)
     token = commands.add_parser("token", help="print a development JWT for the gateway")
     token.add_argument("--customer", required=True, help="the customer id: the token's subject")
     token.add_argument(
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("services", "contracts"):
         return registry_cli.run(args, Topology.from_env(REPO_ROOT / ".data"), REPO_ROOT)
+
+    if args.command == "trace":
+        return traces.run(args, Topology.from_env(REPO_ROOT / ".data").data_dir)
 
     if args.command == "token":
         if not 0 < args.ttl_s <= MAX_TTL_S:
