@@ -24,7 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import context, trace
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry.instrumentation.grpc import (
+    aio_client_interceptors,
+    aio_server_interceptor,
+    filters,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -115,9 +119,22 @@ def shutdown() -> None:
         _provider.shutdown()
 
 
+UNTRACED_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.",
+    "concord.registry.v1.DiscoveryService",
+)
+"""Platform chatter, not work for anyone: health probes, reflection, registration heartbeats
+and lookups. Tracing them would cost a span every probe interval per process."""
+
+
 def server_interceptors() -> list[Any]:
-    """A SERVER span per call, continuing the caller's `traceparent` metadata."""
-    return [aio_server_interceptor(tracer_provider=_provider)] if _provider else []
+    """A SERVER span per call (but UNTRACED_SERVICES'), continuing the caller's `traceparent`
+    metadata."""
+    if _provider is None:
+        return []
+    untraced = filters.any_of(*(filters.service_prefix(s) for s in UNTRACED_SERVICES))
+    return [aio_server_interceptor(tracer_provider=_provider, filter_=filters.negate(untraced))]
 
 
 def client_interceptors() -> list[Any]:
