@@ -3,9 +3,11 @@ from orders, inventory, payments and PayGate, read back from the JSON-lines span
 processes write (runtime/tracing.py), and `devstack trace` prints it. Real NATS, services,
 PayGate and Envoy on free ports.
 
-Envoy's own spans go over OTLP only, and no collector runs here, so what the tests see of
-Envoy is that it starts or continues the trace: the first orders span's parent is a span no
-process here wrote (Envoy's), in the client's trace when the client sent a traceparent.
+Envoy's own spans go over OTLP only, so with the span files what the tests see of Envoy is
+that it starts or continues the trace: the first orders span's parent is a span no process
+here wrote (Envoy's), in the client's trace when the client sent a traceparent. With
+OTEL_EXPORTER_OTLP_ENDPOINT set, every process and Envoy export to an OTLP receiver
+(tests/support/otlp.py), which then holds Envoy's span too.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from tests.support.gateway import admin_token, call, token_for
+from tests.support.otlp import OtlpReceiver
 from tests.support.processes import ServiceRunner
 from tools.devstack.traces import SpanRecord, load_spans, order_traces
 from tools.runner.gateway import Gateway
@@ -183,3 +189,38 @@ def devstack(topology: Topology, *args: str) -> subprocess.CompletedProcess[str]
         timeout=60,
         env=env,
     )
+
+
+@pytest.fixture
+def otlp_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
+    """An OTLP collector named by OTEL_EXPORTER_OTLP_ENDPOINT for every process started after
+    it: the services' exporters and the rendering of Envoy's collector cluster read it."""
+    receiver = OtlpReceiver().start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+def test_with_an_otlp_endpoint_every_process_and_envoy_export_one_trace(
+    otlp_receiver: OtlpReceiver, services: ServiceRunner, gateway: Gateway, topology: Topology
+) -> None:
+    services.start_shop()
+    order_id = place_confirmed_order(gateway, stock_and_credit(gateway, "alice"))
+
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while True:
+        spans = otlp_receiver.spans()
+        placed = [s for s in spans if s.service == "orders" and s.name.endswith("/PlaceOrder")]
+        trace = [s for s in spans if placed and s.trace_id == placed[-1].trace_id]
+        if {s.service for s in trace} >= {*SERVICES, "gateway"} or time.monotonic() > deadline:
+            break
+        time.sleep(POLL_INTERVAL_S)
+    assert {s.service for s in trace} >= {*SERVICES, "gateway"}, sorted({s.service for s in trace})
+    # Envoy's span is the parent of the first service span, and the trace's root.
+    [envoy] = [s for s in trace if s.span_id == placed[-1].parent_span_id]
+    assert envoy.service == "gateway"
+    assert envoy.parent_span_id is None
+    # Nothing went to the span files: OTLP replaces them.
+    assert not order_traces(load_spans(topology.data_dir), order_id)
