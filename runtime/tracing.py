@@ -42,6 +42,10 @@ ORDER_ID = "order.id"
 EXPORT_DELAY_MS = 200
 """How long finished spans wait to be written: short, so a trace is readable right away."""
 
+OTLP_TIMEOUT_S = 2.0
+"""Bound on one export, retries included, unless OTEL_EXPORTER_OTLP_TIMEOUT says otherwise: the
+last flush runs on shutdown, so a collector that is down must not hold a stop up for long."""
+
 _propagator = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer("concord")
 _provider: TracerProvider | None = None
@@ -96,7 +100,11 @@ def _exporter(service: str, data_dir: Path) -> SpanExporter:
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter()  # reads the endpoint and its options from OTEL_* variables
+        # The endpoint and its options come from the OTEL_* variables; the timeout too when set.
+        timeouts = ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+        if any(name in os.environ for name in timeouts):
+            return OTLPSpanExporter()
+        return OTLPSpanExporter(timeout=OTLP_TIMEOUT_S)
     return JsonLinesExporter(data_dir / "traces" / f"{service}.{os.getpid()}.jsonl")
 
 
