@@ -40,3 +40,4 @@ bench: build
 	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.breaker_fast_fail
 	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.order_confirmation
 	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.metrics_overhead
+	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.tracing_overhead

@@ -21,7 +21,9 @@ from typing import Any
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import StatusCode
 
+from runtime import tracing
 from runtime.bus import Bus
 from runtime.database import Connection, Database
 from runtime.dead_letters import dead_letter_headers, inbox_id
@@ -236,7 +238,8 @@ class Consumer:
         headers = msg.headers or {}
         type_name = headers.get(HEADER_TYPE, "")
         message_id = inbox_id(headers)
-        trace_id = trace_id_of(headers.get(HEADER_TRACEPARENT))
+        traceparent = headers.get(HEADER_TRACEPARENT)
+        trace_id = trace_id_of(traceparent)
         with log_context(trace_id=trace_id, message_id=message_id, message_type=type_name):
             try:
                 message, handler = self._decode(type_name, message_id, msg.data)
@@ -244,12 +247,18 @@ class Consumer:
                 await self._dead_letter(msg, str(exc))
                 return
             order_id = getattr(message, "order_id", None)
-            with log_context(order_id=order_id):
+            with (
+                log_context(order_id=order_id),
+                tracing.consumed(msg.subject, message_id, type_name, traceparent) as span,
+            ):
+                tracing.tag_order(order_id or "")
                 try:
                     applied = await self._db.write(
                         lambda conn: self._apply(conn, message_id, type_name, message, handler)
                     )
                 except Exception as exc:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR, str(exc))
                     await self._failed(msg, exc)
                     return
                 crash_point("consumer.after_commit", type_name)

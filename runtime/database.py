@@ -9,6 +9,7 @@ them; domain code never sees SQL, so another adapter (PostgreSQL) can replace th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -88,8 +89,10 @@ class Database:
         return self._conn
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        # The caller's context goes with the work, so the log fields and the span of the call
+        # or message being handled are the current ones inside the transaction too.
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        return await loop.run_in_executor(self._executor, contextvars.copy_context().run, fn, *args)
 
     async def close(self) -> None:
         if self._conn is not None:

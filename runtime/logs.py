@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from opentelemetry import trace
+
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})  # noqa: B039
 _service = "concord"
 
@@ -28,6 +30,9 @@ class JsonFormatter(logging.Formatter):
             "service": _service,
             "event": record.getMessage(),
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # the trace of the call or message being handled
+            entry["trace_id"] = f"{span.trace_id:032x}"
         entry.update(_context.get())
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):

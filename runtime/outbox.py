@@ -14,11 +14,12 @@ import time
 
 from google.protobuf.message import Message
 
+from runtime import tracing
 from runtime.bus import Bus
 from runtime.database import Connection, Database
 from runtime.faults import crash_point
 from runtime.logs import current_context, get_logger
-from runtime.messages import Envelope, new_traceparent
+from runtime.messages import Envelope, message_id, new_traceparent, subject_for
 from runtime.metrics import Reading, gauge
 
 log = get_logger(__name__)
@@ -43,6 +44,10 @@ MAX_BACKOFF_S = 5.0
 def stage(conn: Connection, message: Message, traceparent: str | None = None) -> Envelope:
     """Adds `message` to the outbox inside the caller's transaction."""
     if traceparent is None:
+        traceparent = tracing.produced(
+            subject_for(message), message_id(message), message.DESCRIPTOR.full_name
+        )
+    if traceparent is None:  # tracing off: still one trace id per causal chain, for the logs
         trace_id = current_context().get("trace_id")
         traceparent = new_traceparent(trace_id if isinstance(trace_id, str) else None)
     envelope = Envelope.wrap(message, traceparent)

@@ -23,7 +23,7 @@ from concord.ops.v1 import ops_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from runtime import breaker, consumer, logs, outbox, paging
+from runtime import breaker, consumer, logs, outbox, paging, tracing
 from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription
 from runtime.contract_fingerprint import own_contracts
@@ -129,7 +129,10 @@ async def serve(
         )
     )
     metrics = _metrics(settings, parts, consumers, needs_bus, db)
-    interceptors: list[grpc.aio.ServerInterceptor] = [DomainErrorInterceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        *tracing.server_interceptors(),
+        DomainErrorInterceptor(),
+    ]
     if metrics is not None:
         interceptors.insert(0, RpcMetricsInterceptor(metrics))
     health_servicer = health.aio.HealthServicer()
@@ -270,6 +273,7 @@ def run_service(
     SIGTERM and SIGINT stop it gracefully."""
     settings = ServiceSettings.from_env(service)
     logs.configure(service)
+    tracing.configure(service, settings.data_dir)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -278,4 +282,7 @@ def run_service(
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, migrations, wire, stop, needs_bus=needs_bus, registers=registers)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()

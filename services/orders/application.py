@@ -17,7 +17,7 @@ from shop.inventory.v1 import events_pb2 as inventory_ev
 from shop.payments.v1 import events_pb2 as payments_ev
 from shop.payments.v1 import payments_pb2
 
-from runtime import outbox, paging
+from runtime import outbox, paging, tracing
 from runtime.database import Connection, Database
 from runtime.errors import FieldViolation, InvalidArgumentError, NotFoundError
 from runtime.ids import new_id, now
@@ -93,11 +93,14 @@ class Orders:
                 if existing is not None:
                     return _owned(store.load(conn, existing), customer_id, existing)
             at = now()
+            order_id = new_id("ord")
             placed = domain.place(
-                new_id("ord"), customer_id, priced_lines, total, currency, idempotency_key, at
+                order_id, customer_id, priced_lines, total, currency, idempotency_key, at
             )
-            order = self._save(conn, None, placed)
-            self._save_saga(conn, saga.start(order, at, self.config.step_timeout_s))
+            tracing.tag_order(order_id)
+            with tracing.step("saga start", order_id):
+                order = self._save(conn, None, placed)
+                self._save_saga(conn, saga.start(order, at, self.config.step_timeout_s))
             log.info("order_placed", order_id=order.order_id, total_minor=total)
             return order
 
@@ -356,8 +359,13 @@ class Orders:
 
     def _advance(self, conn: Connection, order: Order, transition: saga.Transition) -> None:
         """Saves one saga step whole: the order's events, the saga state, the commands."""
-        order = self._save(conn, order, transition.events)
-        self._save_saga(conn, transition)
+        with tracing.step(
+            f"saga {transition.saga.step.value.lower()}",
+            order.order_id,
+            **{"saga.step": transition.saga.step.value, "order.status": order.status.value},
+        ):
+            order = self._save(conn, order, transition.events)
+            self._save_saga(conn, transition)
         if transition.events and order.status in (OrderStatus.CONFIRMED, OrderStatus.REJECTED):
             log.info(
                 "order_" + order.status.value.lower(),

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from shop.orders.v1 import events_pb2 as order_events_pb2
 from shop.payments.v1 import commands_pb2, events_pb2, payments_pb2
 
-from runtime import outbox
+from runtime import outbox, tracing
 from runtime.caller import Caller, Role
 from runtime.database import Connection, Database
 from runtime.errors import AlreadyExistsError, DependencyUnavailableError, NotFoundError
@@ -138,6 +138,10 @@ class Payments:
         if decline is None:
             store.change_available(conn, cmd.customer_id, -cmd.amount_minor, at)
         store.save_payment(conn, payment)
+        if payment.status is PaymentStatus.PENDING and (
+            traceparent := tracing.current_traceparent()
+        ):
+            store.save_traceparent(conn, payment.order_id, traceparent)
         _stage_outcome(conn, payment, cmd.command_id)
         log.info(
             "payment_" + payment.status.value.lower(),
@@ -228,7 +232,13 @@ class Payments:
         return await self._db.read(store.pending_payments)
 
     async def settle_authorisation(self, p: Payment) -> None:
-        """Asks the provider about a PENDING payment, then records its answer."""
+        """Asks the provider about a PENDING payment, then records its answer, in the trace the
+        authorisation was asked for in."""
+        traceparent = await self._db.read(lambda conn: store.traceparent_of(conn, p.order_id))
+        with tracing.resumed(traceparent, "settle authorisation", p.order_id):
+            await self._settle(p)
+
+    async def _settle(self, p: Payment) -> None:
         try:
             answer = await self._provider.authorize(
                 p.order_id, p.customer_id, p.amount_minor, p.currency_code

@@ -33,6 +33,11 @@ MIGRATIONS = [
         create_time REAL NOT NULL,
         update_time REAL NOT NULL
     )""",
+    # The trace a PENDING payment was asked for in: the worker settles it later, in that trace.
+    """CREATE TABLE IF NOT EXISTS payment_traces (
+        order_id TEXT PRIMARY KEY,
+        traceparent TEXT NOT NULL
+    )""",
 ]
 
 
@@ -136,3 +141,17 @@ def pending_voids(conn: Connection) -> list[str]:
 
 def remove_pending_void(conn: Connection, key: str) -> None:
     conn.execute("DELETE FROM provider_voids WHERE idempotency_key = ?", (key,))
+
+
+def save_traceparent(conn: Connection, order_id: str, traceparent: str) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO payment_traces (order_id, traceparent) VALUES (?, ?)",
+        (order_id, traceparent),
+    )
+
+
+def traceparent_of(conn: Connection, order_id: str) -> str | None:
+    row = conn.execute(
+        "SELECT traceparent FROM payment_traces WHERE order_id = ?", (order_id,)
+    ).fetchone()
+    return str(row["traceparent"]) if row else None

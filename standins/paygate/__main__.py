@@ -4,12 +4,14 @@ its catalogue entry's port setting and default (runtime/catalogue.py)."""
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from paygate.v1 import paygate_pb2, paygate_pb2_grpc
 
+from runtime import tracing
 from runtime.catalogue import process
 from runtime.grpc_errors import DomainErrorInterceptor
 from runtime.metrics import Metrics, RpcMetricsInterceptor
@@ -26,7 +28,10 @@ async def main() -> None:
     metrics_settings = MetricsSettings.from_env("paygate")
     metrics = Metrics("paygate", asyncio.get_running_loop(), metrics_settings.scrape_timeout_s)
     # The services' interceptor, for its decoding: garbage request bytes are INVALID_ARGUMENT.
-    interceptors: list[grpc.aio.ServerInterceptor] = [DomainErrorInterceptor()]
+    interceptors: list[grpc.aio.ServerInterceptor] = [
+        *tracing.server_interceptors(),
+        DomainErrorInterceptor(),
+    ]
     if metrics_settings.enabled:
         interceptors.insert(0, RpcMetricsInterceptor(metrics))
     server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
@@ -53,4 +58,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    tracing.configure("paygate", Path(os.environ.get("CONCORD_DATA_DIR", ".data")).absolute())
+    try:
+        asyncio.run(main())
+    finally:
+        tracing.shutdown()

@@ -1,6 +1,7 @@
 """The dev CLI behind the Makefile: `python -m tools.devstack up|down|status|token|logs`,
-`services` / `contracts ...` against the registry (registry_cli.py), and `sagas ...` /
-`dead-letters ...` for operators (operators_cli.py)."""
+`services` / `contracts ...` against the registry (registry_cli.py), `sagas ...` /
+`dead-letters ...` for operators (operators_cli.py), and `trace <order_id>` from the span files
+(traces.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tools.devstack import logs, operators_cli, registry_cli
+from tools.devstack import logs, operators_cli, registry_cli, traces
 from tools.devstack.smoke import smoke
 from tools.runner.process import ProcessFailedError
 from tools.runner.stack import SERVICES, Stack
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     registry_cli.add_commands(commands)
     operators_cli.add_commands(commands)
     logs.add_command(commands)
+    traces.add_commands(commands)
     token = commands.add_parser("token", help="print a development JWT for the gateway")
     token.add_argument("--customer", required=True, help="the customer id: the token's subject")
     token.add_argument(
@@ -54,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         return registry_cli.run(args, Topology.from_env(REPO_ROOT / ".data"), REPO_ROOT)
     if args.command in ("sagas", "dead-letters"):
         return operators_cli.run(args, Topology.from_env(REPO_ROOT / ".data"))
+
+    if args.command == "trace":
+        return traces.run(args, Topology.from_env(REPO_ROOT / ".data").data_dir)
 
     if args.command == "token":
         if not 0 < args.ttl_s <= MAX_TTL_S:

@@ -10,13 +10,16 @@ Envoy lists live endpoints for them (`live_endpoints`), not merely when it says 
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import re
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from string import Template
+from urllib.parse import urlsplit
 
 from runtime import catalogue
 from tools.runner.binaries import binary
@@ -32,6 +35,8 @@ from tools.runner.ui_routes import MAX_FILE_BYTES, jwt_exemptions, render_static
 DESCRIPTOR_SET = "bazel-bin/gateway/transcoder.binpb"
 JWT_ISSUER = "concord-dev"
 JWT_AUDIENCE = "concord"
+DEFAULT_OTLP = "127.0.0.1:4317"
+"""OTLP/gRPC's default collector address."""
 ROUTE_CLUSTERS = tuple(p.name for p in catalogue.gateway_processes())
 """The clusters the routes name, one per process with a public service; the registry serves
 them (registry/xds_resources.py)."""
@@ -86,10 +91,28 @@ def render_config(
     for name, limit in (("read", s.reads), ("write", s.writes), ("grpc", s.grpc)):
         values[f"{name}_burst"] = limit.burst
         values[f"{name}_fill_interval_s"] = limit.fill_interval_s
+    values.update(otlp_collector(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")))
     values.update({k: v for k, v in asdict(s).items() if not isinstance(v, dict)})
     values["cors_allowed_origins"] = json.dumps([{"exact": o} for o in s.cors_allowed_origins])
     template = Template((gateway_dir(repo_root) / "envoy.yaml.tmpl").read_text())
     return template.substitute(values)
+
+
+def otlp_collector(endpoint: str) -> dict[str, object]:
+    """The collector Envoy exports its spans to, from an OTLP endpoint URL (`http://host:4317`)
+    or the OTLP/gRPC default when none is set."""
+    parsed = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint or DEFAULT_OTLP}")
+    host = parsed.hostname or "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+        cluster_type = "STATIC"
+    except ValueError:
+        cluster_type = "STRICT_DNS"
+    return {
+        "otlp_host": json.dumps(host),
+        "otlp_port": parsed.port or 4317,
+        "otlp_cluster_type": cluster_type,
+    }
 
 
 def admin_ready(admin_port: int) -> bool:

@@ -1,0 +1,230 @@
+"""Traces: OpenTelemetry spans for every gRPC call, every message over JetStream, the saga's
+steps and the calls to PayGate, so one order is one trace across every process it touched.
+
+`configure(service, data_dir)` is called once per process (runtime/server.py for services and
+the registry, standins/paygate for the stand-in). Spans go over OTLP/gRPC when
+OTEL_EXPORTER_OTLP_ENDPOINT is set, otherwise to JSON lines under
+`<data_dir>/traces/<service>.<pid>.jsonl` (one file per process, so instances sharing a data
+folder never interleave lines), which `python -m tools.devstack trace <order_id>` reads.
+CONCORD_TRACING=off turns tracing off (the benchmark's baseline).
+
+Across JetStream the W3C `traceparent` header is the span context: staging a message in the
+outbox records a PRODUCER span and stores its traceparent with the row; the consumer's
+CONSUMER span is that span's child, so causality survives the outbox, a crash and a redelivery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context, trace
+from opentelemetry.instrumentation.grpc import (
+    aio_client_interceptors,
+    aio_server_interceptor,
+    filters,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from runtime.logs import current_context
+
+ORDER_ID = "order.id"
+"""The span attribute `devstack trace` finds an order's trace by."""
+EXPORT_DELAY_MS = 200
+"""How long finished spans wait to be written: short, so a trace is readable right away."""
+
+OTLP_TIMEOUT_S = 2.0
+"""Bound on one export, retries included, unless OTEL_EXPORTER_OTLP_TIMEOUT says otherwise: the
+last flush runs on shutdown, so a collector that is down must not hold a stop up for long."""
+
+_propagator = TraceContextTextMapPropagator()
+_tracer = trace.get_tracer("concord")
+_provider: TracerProvider | None = None
+
+
+def enabled() -> bool:
+    return os.environ.get("CONCORD_TRACING", "on").lower() not in ("off", "0", "false")
+
+
+class JsonLinesExporter(SpanExporter):
+    """One JSON object a line per finished span: ids in hex, times in Unix nanoseconds."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans)
+        with self._lock:
+            self._file.write(lines)
+            self._file.flush()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.get_span_context()
+    assert ctx is not None
+    return {
+        "trace_id": f"{ctx.trace_id:032x}",
+        "span_id": f"{ctx.span_id:016x}",
+        "parent_span_id": f"{span.parent.span_id:016x}" if span.parent else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "service": span.resource.attributes.get("service.name"),
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status": span.status.status_code.name,
+        "attributes": dict(span.attributes or {}),
+        "links": [
+            {"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
+            for link in span.links
+        ],
+    }
+
+
+def _exporter(service: str, data_dir: Path) -> SpanExporter:
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        # The endpoint and its options come from the OTEL_* variables; the timeout too when set.
+        timeouts = ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+        if any(name in os.environ for name in timeouts):
+            return OTLPSpanExporter()
+        return OTLPSpanExporter(timeout=OTLP_TIMEOUT_S)
+    return JsonLinesExporter(data_dir / "traces" / f"{service}.{os.getpid()}.jsonl")
+
+
+def configure(service: str, data_dir: Path) -> None:
+    """Installs the process's tracer provider; does nothing when tracing is off."""
+    global _provider, _tracer
+    if not enabled() or _provider is not None:
+        return
+    _provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    _provider.add_span_processor(
+        BatchSpanProcessor(_exporter(service, data_dir), schedule_delay_millis=EXPORT_DELAY_MS)
+    )
+    trace.set_tracer_provider(_provider)
+    _tracer = _provider.get_tracer("concord")
+
+
+def shutdown() -> None:
+    """Writes out the spans still buffered; called last on a graceful stop."""
+    if _provider is not None:
+        _provider.shutdown()
+
+
+UNTRACED_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.",
+    "concord.registry.v1.DiscoveryService",
+)
+"""Platform chatter, not work for anyone: health probes, reflection, registration heartbeats
+and lookups. Tracing them would cost a span every probe interval per process."""
+
+
+def server_interceptors() -> list[Any]:
+    """A SERVER span per call (but UNTRACED_SERVICES'), continuing the caller's `traceparent`
+    metadata."""
+    if _provider is None:
+        return []
+    untraced = filters.any_of(*(filters.service_prefix(s) for s in UNTRACED_SERVICES))
+    return [aio_server_interceptor(tracer_provider=_provider, filter_=filters.negate(untraced))]
+
+
+def client_interceptors() -> list[Any]:
+    """A CLIENT span per call, passing `traceparent` on as metadata."""
+    return list(aio_client_interceptors(tracer_provider=_provider)) if _provider else []
+
+
+def current_traceparent() -> str | None:
+    """The current span's context as a W3C traceparent, or None outside any span."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def _context_of(traceparent: str | None) -> context.Context | None:
+    if not traceparent:
+        return None
+    return _propagator.extract({"traceparent": traceparent})
+
+
+def tag_order(order_id: str) -> None:
+    """Marks the current span with the order it serves, so the order's trace can be found."""
+    if order_id:
+        trace.get_current_span().set_attribute(ORDER_ID, order_id)
+
+
+def produced(subject: str, message_id: str, type_name: str) -> str | None:
+    """Records the PRODUCER span of a message being staged and returns its traceparent, which
+    travels with the message; None when tracing is off or nothing is being traced."""
+    if _provider is None:
+        return None
+    with _tracer.start_as_current_span(
+        f"{subject} publish",
+        kind=SpanKind.PRODUCER,
+        attributes=_messaging(subject, message_id, type_name),
+    ):
+        _inherit_order()
+        return current_traceparent()
+
+
+@contextmanager
+def consumed(
+    subject: str, message_id: str, type_name: str, traceparent: str | None
+) -> Iterator[Span]:
+    """The CONSUMER span of processing one message: the child of its producer's span."""
+    with _tracer.start_as_current_span(
+        f"{subject} process",
+        context=_context_of(traceparent),
+        kind=SpanKind.CONSUMER,
+        attributes=_messaging(subject, message_id, type_name),
+    ) as span:
+        yield span
+
+
+@contextmanager
+def step(name: str, order_id: str = "", **attributes: str | int | float | bool) -> Iterator[Span]:
+    """An INTERNAL span for one piece of work (a saga step, a settlement) in the current trace."""
+    with _tracer.start_as_current_span(name, attributes=attributes) as span:
+        tag_order(order_id)
+        yield span
+
+
+@contextmanager
+def resumed(traceparent: str | None, name: str, order_id: str = "") -> Iterator[Span]:
+    """A span continuing a trace recorded earlier (`traceparent` read back from a database),
+    for work a background job picks up later on behalf of a traced request."""
+    with _tracer.start_as_current_span(name, context=_context_of(traceparent)) as span:
+        tag_order(order_id)
+        yield span
+
+
+def _messaging(subject: str, message_id: str, type_name: str) -> Mapping[str, str]:
+    return {
+        "messaging.system": "nats",
+        "messaging.destination.name": subject,
+        "messaging.message.id": message_id,
+        "messaging.message.type": type_name,
+    }
+
+
+def _inherit_order() -> None:
+    """The producer span carries the order id of the work that staged it, when known."""
+    order_id = current_context().get("order_id")
+    if isinstance(order_id, str):
+        tag_order(order_id)
