@@ -58,6 +58,11 @@ install_venv() {
   log "building virtualenv $VENV from requirements.txt"
   [ -x "$VENV/bin/python3" ] || "$PYTHON_BASE" -m venv "$VENV"
   "$VENV/bin/python3" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  # xds-protos ships its own, older copy of opentelemetry/proto/*_pb2.py: whichever wheel pip
+  # unpacks last wins, so a fresh virtualenv could lose InstrumentationScope and break the
+  # OTLP exporter. Lay opentelemetry-proto down again, last, so its files always win.
+  "$VENV/bin/python3" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+    "$(grep '^opentelemetry-proto==' "$ROOT/requirements.txt")" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$want" >"$stamp"
 }
 
