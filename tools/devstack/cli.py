@@ -22,8 +22,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="concord", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start every process in the background, wait until healthy")
-    commands.add_parser("down", help="stop everything `up` started")
+    up_command = commands.add_parser(
+        "up", help="start every process in the background, wait until healthy"
+    )
+    up_command.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the scaled topology: PostgreSQL, three NATS nodes, two instances of each service",
+    )
+    commands.add_parser("down", help="stop everything `up` started (either topology)")
     commands.add_parser("status", help="show what runs where")
     commands.add_parser(
         "diagnostics", help="each service's circuit breakers, consumers and outbox backlog"
@@ -52,13 +59,19 @@ def main(argv: list[str] | None = None) -> int:
         help="a role for the token's `roles` claim (repeatable), e.g. admin",
     )
     args = parser.parse_args(argv)
+    if args.command == "up":
+        return up(args.cluster)
+    if args.command == "down":
+        for stack in stacks():
+            stack.down()
+        return 0
     if args.command in ("services", "contracts"):
-        return registry_cli.run(args, Topology.from_env(REPO_ROOT / ".data"), REPO_ROOT)
+        return registry_cli.run(args, running_topology(), REPO_ROOT)
     if args.command in ("sagas", "dead-letters"):
-        return operators_cli.run(args, Topology.from_env(REPO_ROOT / ".data"))
+        return operators_cli.run(args, running_topology())
 
     if args.command == "trace":
-        return traces.run(args, Topology.from_env(REPO_ROOT / ".data").data_dir)
+        return traces.run(args, running_topology().data_dir)
 
     if args.command == "token":
         if not 0 < args.ttl_s <= MAX_TTL_S:
@@ -67,25 +80,51 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "logs":
-        return logs.show(args, Topology.from_env(REPO_ROOT / ".data").log_dir)
+        return logs.show(args, running_topology().log_dir)
 
-    stack = Stack(Topology.from_env(REPO_ROOT / ".data"), repo_root=REPO_ROOT)
+    stack = Stack(running_topology(), repo_root=REPO_ROOT)
     if args.command == "diagnostics":
         return diagnostics(stack)
     if args.command == "rebuild-read-models":
         return rebuild_read_models(stack.topology.address("orders"))
-    if args.command == "up":
-        try:
-            stack.up()
-        except (ProcessFailedError, RuntimeError, FileNotFoundError) as error:
-            return start_failed(error)
-        print(stack.describe())
-        return 0 if smoke(stack, REPO_ROOT) else 1
-    if args.command == "down":
-        stack.down()
-        return 0
     print(stack.describe())
     return 0
+
+
+def stacks() -> tuple[Stack, Stack]:
+    """The embedded default and the scaled topology: the same ports for the gateway, the
+    registry and each service's first instance, so at most one of them runs."""
+    default = Topology.from_env(REPO_ROOT / ".data")
+    return (
+        Stack(default, repo_root=REPO_ROOT),
+        Stack(default.scaled(), repo_root=REPO_ROOT),
+    )
+
+
+def running_topology() -> Topology:
+    """The scaled topology while any of its processes runs, else the embedded default: what
+    `status`, `logs`, `services` and the other commands look at."""
+    default, scaled = stacks()
+    return scaled.topology if scaled.running() else default.topology
+
+
+def up(cluster: bool) -> int:
+    default, scaled = stacks()
+    stack, other = (scaled, default) if cluster else (default, scaled)
+    if other.running():
+        command = "make up" if cluster else "make up-cluster"
+        print(
+            f"{command} is running: the two topologies share the gateway's and the services'"
+            " ports. Stop it with `make down` first.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        stack.up()
+    except (ProcessFailedError, RuntimeError, FileNotFoundError) as error:
+        return start_failed(error)
+    print(stack.describe())
+    return 0 if smoke(stack, REPO_ROOT) else 1
 
 
 def start_failed(error: Exception) -> int:

@@ -75,7 +75,7 @@ def component_checks(stack: Stack) -> list[Check]:
         )
     live = _live_addresses(stack.topology.registry_port)
     for component in components:
-        if component.name in SERVICES:
+        if component.process_marker in SERVICES:
             ok = component.address in live
             detail = "live" if ok else "not live"
             checks.append(

@@ -23,3 +23,10 @@ class Component:
     """What `ready` checks, in words: `make up` says it while it waits."""
     prepare: Callable[[], object] | None = None
     """Run by `make up` just before it starts the process (Envoy's config is written here)."""
+    marker: str = ""
+    """What its command line holds (`orders` for the instance named `orders-2`); the name when
+    empty. A pid file only counts when the live process's command line has it."""
+
+    @property
+    def process_marker(self) -> str:
+        return self.marker or self.name

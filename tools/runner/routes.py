@@ -94,19 +94,21 @@ def _limit(kind: str, limit: RouteLimit) -> dict[str, Any]:
     }
 
 
-def _retry(retry_on: str, s: GatewaySettings, other_host: bool = True) -> dict[str, Any]:
-    policy: dict[str, Any] = {"retry_on": retry_on, "num_retries": s.retry_attempts}
-    if other_host:
-        policy["retry_host_predicate"] = [
+def _retry(retry_on: str, s: GatewaySettings) -> dict[str, Any]:
+    """Retries on another instance than the one that failed."""
+    return {
+        "retry_on": retry_on,
+        "num_retries": s.retry_attempts,
+        "retry_host_predicate": [
             {
                 "name": "envoy.retry_host_predicates.previous_hosts",
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
                 },
             }
-        ]
-        policy["host_selection_retry_max_attempts"] = 3
-    return policy
+        ],
+        "host_selection_retry_max_attempts": 3,
+    }
 
 
 def envoy_route(route: Route, s: GatewaySettings) -> dict[str, Any]:
@@ -122,7 +124,9 @@ def envoy_route(route: Route, s: GatewaySettings) -> dict[str, Any]:
             "route": {
                 "cluster": route.cluster,
                 "timeout": f"{s.write_timeout_s}s",
-                "retry_policy": _retry("refused-stream", s, other_host=False),
+                # Only failures that prove the service never saw the request: a POST that
+                # found a killed replica goes to another one instead of failing the client.
+                "retry_policy": _retry("connect-failure,refused-stream", s),
             },
             "typed_per_filter_config": {ratelimit: _limit("write", s.writes)},
         }

@@ -38,6 +38,10 @@ PORT_FREE_TIMEOUT_S = 90.0
 """How long `up` waits for a port still held by a closing connection (TIME_WAIT lasts 60 s)."""
 
 
+def postgres_url(port: int, database: str) -> str:
+    return f"postgresql://concord@127.0.0.1:{port}/{database}"
+
+
 class State(StrEnum):
     RUNNING = "running"
     NOT_ANSWERING = "not answering"
@@ -83,7 +87,11 @@ class Stack:
         return [
             self.registry(),
             self._nats(nats),
-            *(self.service(p.name) for p in catalogue.start_order()),
+            *(
+                self.service(p.name, instance=k)
+                for p in catalogue.start_order()
+                for k in range(1, t.instances(p.name) + 1)
+            ),
             gateway_component(t, self.repo_root),
         ]
 
@@ -129,21 +137,51 @@ class Stack:
             "CONCORD_NATS_URL": t.nats_url,
             "CONCORD_REGISTRY_ADDRESS": f"127.0.0.1:{t.registry_port}",
             **{p.port_env: str(t.port(p.name)) for p in catalogue.CATALOGUE},
+            **self._scaled_env(),
+        }
+
+    def _scaled_env(self) -> dict[str, str]:
+        """The scaled topology's settings: three replicas of every stream, and each shop
+        service's own PostgreSQL database (the embedded default: SQLite in the data folder)."""
+        scale = self.topology.scale
+        if scale is None:
+            return {}
+        return {
+            "CONCORD_NATS_REPLICAS": str(scale.nats_replicas),
+            **{
+                f"CONCORD_{name.upper()}_DATABASE_URL": postgres_url(scale.postgres_port, name)
+                for name in SERVICES
+            },
         }
 
     def service(
-        self, name: str, extra_env: dict[str, str] | None = None, port: int | None = None
+        self,
+        name: str,
+        extra_env: dict[str, str] | None = None,
+        port: int | None = None,
+        instance: int = 1,
     ) -> Component:
-        """One of the catalogue's processes, started by the stack's launcher; `port` runs
-        another instance beside the one on the topology's port (same data folder, so the same
-        database), its metrics on any free port (it logs which)."""
+        """One of the catalogue's processes, started by the stack's launcher. `instance` k > 1
+        is the topology's k-th instance (`orders-2`, on its own ports); `port` runs another
+        instance beside the one on the topology's port, its metrics on any free port (it logs
+        which). Instances share the service's database: the same SQLite file in the data
+        folder, or the same PostgreSQL database."""
         process = catalogue.process(name)
-        another = port is not None and port != self.topology.port(name)
-        port = port or self.topology.port(name)
-        metrics_port = 0 if another else self.topology.metrics_ports[name]
+        t = self.topology
+        if instance > 1:
+            port, metrics_port = (
+                t.instance_port(name, instance),
+                t.instance_metrics_port(name, instance),
+            )
+            another = False
+        else:
+            another = port is not None and port != t.port(name)
+            port = port or t.port(name)
+            metrics_port = 0 if another else t.metrics_ports[name]
         address = f"127.0.0.1:{port}"
         return Component(
-            name=name,
+            name=name if instance == 1 else f"{name}-{instance}",
+            marker=name,
             address=address,
             argv=self.launcher(process.package),
             ready=lambda: grpc_serving(address),
@@ -156,7 +194,7 @@ class Stack:
             },
             note=process.note,
             ports=(port,) if another else (port, metrics_port),
-            metrics_url=None if another else self.topology.metrics_url(name),
+            metrics_url=None if another else f"http://127.0.0.1:{metrics_port}/metrics",
         )
 
     def _pid_file(self, name: str) -> Path:
@@ -170,12 +208,16 @@ class Stack:
             pid = int(self._pid_file(component.name).read_text())
         except (FileNotFoundError, ValueError):
             return None
-        return pid if alive_and_ours(pid, component.name) else None
+        return pid if alive_and_ours(pid, component.process_marker) else None
 
     def state(self, component: Component) -> State:
         if self._live_pid(component) is None:
             return State.STOPPED
         return State.RUNNING if component.ready() else State.NOT_ANSWERING
+
+    def running(self) -> bool:
+        """Whether any of its processes is alive (answering or not)."""
+        return any(self._live_pid(component) is not None for component in self.components())
 
     def up(self) -> None:
         self.topology.run_dir.mkdir(parents=True, exist_ok=True)

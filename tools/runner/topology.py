@@ -27,6 +27,47 @@ def _default_metrics_ports() -> dict[str, int]:
     return dict(DEFAULT_METRICS_PORTS)
 
 
+INSTANCE_PORT_STEP = 10
+"""Instance k (from 1) of a shop service listens on its port + 10 (k - 1), metrics likewise:
+orders on 50051, its second instance on 50061."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """What the scaled topology (`make up-cluster`) runs beside the registry, PayGate and Envoy:
+    PostgreSQL (one database per service), three clustered nats-server nodes whose streams
+    keep three replicas, and `instances` of each shop service. Node 1 is the topology's own
+    NATS port; nodes 2 and 3, the cluster routes and PostgreSQL have ports of their own."""
+
+    instances: int = 2
+    postgres_port: int = 5440
+    nats_ports: tuple[int, ...] = (4223, 4224)
+    """Client ports of nodes 2 and 3."""
+    nats_monitor_ports: tuple[int, ...] = (8223, 8224)
+    nats_cluster_ports: tuple[int, ...] = (6222, 6223, 6224)
+    """Route ports of nodes 1, 2 and 3."""
+    nats_replicas: int = 3
+
+    def ports(self) -> list[int]:
+        return [
+            self.postgres_port,
+            *self.nats_ports,
+            *self.nats_monitor_ports,
+            *self.nats_cluster_ports,
+        ]
+
+    @classmethod
+    def on_free_ports(cls, instances: int = 2) -> Scale:
+        ports = free_ports(8)
+        return cls(
+            instances=instances,
+            postgres_port=ports[0],
+            nats_ports=tuple(ports[1:3]),
+            nats_monitor_ports=tuple(ports[3:5]),
+            nats_cluster_ports=tuple(ports[5:8]),
+        )
+
+
 @dataclass(frozen=True)
 class Topology:
     data_dir: Path
@@ -39,13 +80,15 @@ class Topology:
     """Process name (the catalogue's) -> port."""
     metrics_ports: Mapping[str, int] = field(default_factory=_default_metrics_ports)
     """Process name (the catalogue's, and `registry`) -> its Prometheus metrics port."""
+    scale: Scale | None = None
+    """None: the embedded default (SQLite, one nats-server, one instance of each service)."""
 
     @classmethod
     def _platform_ports(cls) -> list[str]:
         return [
             f.name
             for f in fields(cls)
-            if f.name not in ("data_dir", "service_ports", "metrics_ports")
+            if f.name not in ("data_dir", "service_ports", "metrics_ports", "scale")
         ]
 
     @classmethod
@@ -81,9 +124,26 @@ class Topology:
             metrics_ports=dict(zip(metered, ports[first_metrics:], strict=True)),
         )
 
+    def scaled(self, scale: Scale | None = None) -> Topology:
+        """This topology scaled out, its data in a folder of its own (`<data_dir>/cluster`), so
+        the embedded default's SQLite files and JetStream store are never mixed with it."""
+        return dataclasses.replace(self, data_dir=self.data_dir / "cluster", scale=scale or Scale())
+
     def port(self, process: str) -> int:
         """The port of a catalogue process (`orders`, `paygate`, ...)."""
         return self.service_ports[catalogue.process(process).name]
+
+    def instances(self, process: str) -> int:
+        """How many instances of `process` run: the scale's count for the shop's services, one
+        of anything else (PayGate stands in for one external provider)."""
+        shop = catalogue.process(process).name in {p.name for p in catalogue.shop_services()}
+        return self.scale.instances if self.scale is not None and shop else 1
+
+    def instance_port(self, process: str, instance: int) -> int:
+        return self.port(process) + INSTANCE_PORT_STEP * (instance - 1)
+
+    def instance_metrics_port(self, process: str, instance: int) -> int:
+        return self.metrics_ports[process] + INSTANCE_PORT_STEP * (instance - 1)
 
     def metrics_url(self, process: str) -> str:
         """Where `process` (the registry or one of the catalogue's) serves /metrics."""
@@ -105,5 +165,11 @@ class Topology:
         return self.data_dir / "run"
 
     @property
+    def nats_client_ports(self) -> list[int]:
+        extra = list(self.scale.nats_ports) if self.scale is not None else []
+        return [self.nats_port, *extra]
+
+    @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats_port}"
+        """Every node's URL, comma-separated: clients fail over to a surviving node."""
+        return ",".join(f"nats://127.0.0.1:{port}" for port in self.nats_client_ports)
