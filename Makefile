@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python3
 export PATH := $(VENV)/bin:$(PATH)
 export CONCORD_VENV := $(VENV)
 
-.PHONY: setup build up down clean status test check lint fmt bench
+.PHONY: setup build up up-cluster down clean status test check lint fmt bench
 
 setup:
 	@bash tools/setup.sh
@@ -16,6 +16,12 @@ build: setup
 up: build
 	@$(PYTHON) -m tools.devstack up
 
+# The scaled topology on this machine (docs/deploy.md): PostgreSQL, three clustered NATS nodes,
+# two instances of each service; the same ports for the gateway, so the README walk works.
+up-cluster: build
+	@$(PYTHON) -m tools.devstack up --cluster
+
+# Stops whichever topology runs.
 down:
 	@$(PYTHON) -m tools.devstack down
 

@@ -28,8 +28,18 @@ def _default_metrics_ports() -> dict[str, int]:
 
 
 INSTANCE_PORT_STEP = 10
-"""Instance k (from 1) of a shop service listens on its port + 10 (k - 1), metrics likewise:
-orders on 50051, its second instance on 50061."""
+"""By default instance k (from 2) of a shop service listens on its port + 10 (k - 1), metrics
+likewise: orders on 50051, its second instance on 50061, metrics on 9461."""
+
+
+def _default_instance_ports(instances: int, metrics: bool) -> dict[str, tuple[int, ...]]:
+    return {
+        p.name: tuple(
+            (p.metrics_port if metrics else p.default_port) + INSTANCE_PORT_STEP * k
+            for k in range(1, instances)
+        )
+        for p in catalogue.shop_services()
+    }
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,8 @@ class Scale:
     """What the scaled topology (`make up-cluster`) runs beside the registry, PayGate and Envoy:
     PostgreSQL (one database per service), three clustered nats-server nodes whose streams
     keep three replicas, and `instances` of each shop service. Node 1 is the topology's own
-    NATS port; nodes 2 and 3, the cluster routes and PostgreSQL have ports of their own."""
+    NATS port; nodes 2 and 3, the cluster routes, PostgreSQL and the instances after the first
+    have ports of their own."""
 
     instances: int = 2
     postgres_port: int = 5440
@@ -47,24 +58,31 @@ class Scale:
     nats_cluster_ports: tuple[int, ...] = (6222, 6223, 6224)
     """Route ports of nodes 1, 2 and 3."""
     nats_replicas: int = 3
-
-    def ports(self) -> list[int]:
-        return [
-            self.postgres_port,
-            *self.nats_ports,
-            *self.nats_monitor_ports,
-            *self.nats_cluster_ports,
-        ]
+    instance_ports: Mapping[str, tuple[int, ...]] = field(
+        default_factory=lambda: _default_instance_ports(2, metrics=False)
+    )
+    """Shop service -> the ports of its instances 2, 3, ..."""
+    instance_metrics_ports: Mapping[str, tuple[int, ...]] = field(
+        default_factory=lambda: _default_instance_ports(2, metrics=True)
+    )
 
     @classmethod
     def on_free_ports(cls, instances: int = 2) -> Scale:
-        ports = free_ports(8)
+        services = [p.name for p in catalogue.shop_services()]
+        extra = instances - 1
+        ports = iter(free_ports(8 + 2 * extra * len(services)))
+
+        def take(n: int) -> tuple[int, ...]:
+            return tuple(next(ports) for _ in range(n))
+
         return cls(
             instances=instances,
-            postgres_port=ports[0],
-            nats_ports=tuple(ports[1:3]),
-            nats_monitor_ports=tuple(ports[3:5]),
-            nats_cluster_ports=tuple(ports[5:8]),
+            postgres_port=next(ports),
+            nats_ports=take(2),
+            nats_monitor_ports=take(2),
+            nats_cluster_ports=take(3),
+            instance_ports={name: take(extra) for name in services},
+            instance_metrics_ports={name: take(extra) for name in services},
         )
 
 
@@ -140,10 +158,14 @@ class Topology:
         return self.scale.instances if self.scale is not None and shop else 1
 
     def instance_port(self, process: str, instance: int) -> int:
-        return self.port(process) + INSTANCE_PORT_STEP * (instance - 1)
+        if instance == 1 or self.scale is None:
+            return self.port(process)
+        return self.scale.instance_ports[process][instance - 2]
 
     def instance_metrics_port(self, process: str, instance: int) -> int:
-        return self.metrics_ports[process] + INSTANCE_PORT_STEP * (instance - 1)
+        if instance == 1 or self.scale is None:
+            return self.metrics_ports[process]
+        return self.scale.instance_metrics_ports[process][instance - 2]
 
     def metrics_url(self, process: str) -> str:
         """Where `process` (the registry or one of the catalogue's) serves /metrics."""
