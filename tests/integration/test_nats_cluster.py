@@ -10,8 +10,8 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import nats
+import pytest
 from shop.inventory.v1 import commands_pb2, inventory_pb2
 
 from runtime.bus import Bus
