@@ -230,29 +230,33 @@ class NatsCluster:
     def _running(self) -> list[NatsServer]:
         return [node for node in self.nodes if node.running()]
 
+    def _running_names(self) -> set[str]:
+        return {node.server_name for node in self._running()}
+
     def meta_leader(self) -> str | None:
         """The server name of the JetStream meta leader, as the running nodes report it; None
-        while they have none, or do not agree yet."""
+        while they have none, do not agree yet, or still name a node that is down."""
         leaders = set()
         for node in self._running():
             try:
                 leaders.add(node.jsz().get("meta_cluster", {}).get("leader") or None)
             except (OSError, urllib.error.URLError, ValueError):
                 return None
-        return leaders.pop() if len(leaders) == 1 else None
+        leader = leaders.pop() if len(leaders) == 1 else None
+        return leader if leader in self._running_names() else None
 
     def wait_for_meta_leader(self, timeout_s: float = 30.0) -> str:
         return _wait_for(self.meta_leader, timeout_s, "a JetStream meta leader")
 
     def stream_leader(self, stream: str) -> str | None:
         """The server name of `stream`'s leader as the running nodes report it; None while
-        it has none."""
+        it has none (or they still name a node that is down)."""
         for node in self._running():
             try:
                 leader = node.streams().get(stream, {}).get("cluster", {}).get("leader")
             except (OSError, urllib.error.URLError, ValueError):
                 continue
-            if leader:
+            if leader in self._running_names():
                 return str(leader)
         return None
 
