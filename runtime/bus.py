@@ -1,19 +1,34 @@
 """The connection to NATS JetStream: connect with endless reconnects, ensure the streams,
 publish envelopes with their headers.
 
-`generation` counts reconnections: consumers compare it to resubscribe after a nats-server
-restart, since nats-py pull subscriptions can otherwise stop silently.
+The bus takes a list of servers (one nats-server, or the nodes of a JetStream cluster): it
+connects to any of them and, when that one goes away, reconnects to a survivor. `generation`
+counts reconnections: consumers compare it to resubscribe after a reconnect, since nats-py pull
+subscriptions can otherwise stop silently.
+
+On a cluster, a stream or consumer leader can move while the connection stays up (its node
+died, or an election): for a few seconds JetStream requests time out or find no responder.
+`leader_unavailable` names those errors, so callers wait and retry instead of failing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Sequence
 
 import nats
 from nats.aio.client import Client
+from nats.errors import ConnectionClosedError, NoRespondersError, StaleConnectionError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from nats.js.errors import BadRequestError
+from nats.js.errors import (
+    APIError,
+    BadRequestError,
+    NoStreamResponseError,
+    ServerError,
+    ServiceUnavailableError,
+)
 
 from runtime.logs import get_logger
 from runtime.messages import Envelope
@@ -21,13 +36,41 @@ from runtime.streams import stream_configs
 
 log = get_logger(__name__)
 CONNECT_RETRY_S = 0.5
+STREAMS_RETRY_S = 0.5
+STREAMS_LOG_EVERY_S = 10.0
+"""While the cluster elects its leaders, `ensure_streams` says so at most this often."""
+
+JETSTREAM_NOT_READY = {
+    10008,  # JetStream system temporarily unavailable (no meta leader yet)
+    10023,  # insufficient resources: fewer peers known than replicas asked for (still forming)
+}
+
+
+def leader_unavailable(error: BaseException) -> bool:
+    """True for what a JetStream request meets while a leader is being elected or the
+    connection moves to another server: worth retrying, not a fault in the request."""
+    if isinstance(
+        error,
+        TimeoutError
+        | NoRespondersError
+        | NoStreamResponseError
+        | ServiceUnavailableError
+        | ServerError
+        | ConnectionClosedError
+        | StaleConnectionError,
+    ):
+        return True
+    return isinstance(error, APIError) and error.err_code in JETSTREAM_NOT_READY
 
 
 class Bus:
-    def __init__(self, url: str, name: str, request_timeout_s: float) -> None:
-        self.url = url
+    def __init__(
+        self, servers: Sequence[str], name: str, request_timeout_s: float, replicas: int = 1
+    ) -> None:
+        self.servers = list(servers)
         self.name = name
         self.request_timeout_s = request_timeout_s
+        self.replicas = replicas
         self.generation = 0
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -37,7 +80,7 @@ class Bus:
         while True:
             try:
                 self._nc = await nats.connect(
-                    self.url,
+                    servers=self.servers,
                     name=self.name,
                     connect_timeout=2,
                     allow_reconnect=True,
@@ -49,14 +92,20 @@ class Bus:
                 )
                 break
             except (OSError, nats.errors.NoServersError, TimeoutError) as exc:
-                log.warning("nats_connect_failed", url=self.url, error=str(exc))
+                log.warning("nats_connect_failed", servers=self.servers, error=str(exc))
                 await asyncio.sleep(CONNECT_RETRY_S)
         self._js = self._nc.jetstream(timeout=self.request_timeout_s)
-        log.info("nats_connected", url=self.url)
+        log.info("nats_connected", server=self.server)
+
+    @property
+    def server(self) -> str:
+        """The URL of the server this process is connected to now ("" when it is not)."""
+        url = self._nc.connected_url if self._nc is not None else None
+        return f"{url.scheme}://{url.netloc}" if url else ""
 
     async def _on_reconnected(self) -> None:
         self.generation += 1
-        log.info("nats_reconnected", generation=self.generation)
+        log.info("nats_reconnected", generation=self.generation, server=self.server)
 
     async def _on_disconnected(self) -> None:
         log.warning("nats_disconnected")
@@ -75,11 +124,35 @@ class Bus:
         return self._nc is not None and self._nc.is_connected
 
     async def ensure_streams(self) -> None:
-        """Creates the streams, or updates them to the current definition: idempotent."""
-        for config in stream_configs():
+        """Creates the streams, or updates them to the current definition: idempotent. A
+        cluster that is still electing its meta leader answers with errors for a while: retry
+        until it is ready, logging the wait at most every `STREAMS_LOG_EVERY_S`."""
+        began = time.monotonic()
+        logged_at = 0.0
+        while True:
+            try:
+                await self._ensure_streams_once()
+            except Exception as error:
+                if not leader_unavailable(error):
+                    raise
+                now = time.monotonic()
+                if now - logged_at >= STREAMS_LOG_EVERY_S:
+                    logged_at = now
+                    log.warning(
+                        "nats_streams_waiting",
+                        error=str(error) or type(error).__name__,
+                        waited_s=round(now - began, 1),
+                    )
+                await asyncio.sleep(STREAMS_RETRY_S)
+                continue
+            log.info("nats_streams_ready", replicas=self.replicas)
+            return
+
+    async def _ensure_streams_once(self) -> None:
+        for config in stream_configs(self.replicas):
             try:
                 await self.js.add_stream(config)
-            except BadRequestError:
+            except BadRequestError:  # exists with another definition (e.g. fewer replicas)
                 await self.js.update_stream(config)
 
     async def publish(self, envelope: Envelope) -> PubAck:

@@ -24,7 +24,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import StatusCode
 
 from runtime import tracing
-from runtime.bus import Bus
+from runtime.bus import Bus, leader_unavailable
 from runtime.database import Connection, Database
 from runtime.dead_letters import dead_letter_headers, inbox_id
 from runtime.faults import crash_point, failure_point
@@ -57,6 +57,9 @@ MIGRATIONS = [
 MAX_NAK_DELAY_S = 30.0
 """A failing handler is retried with a doubling delay up to this, so a transient fault (a busy
 or full disk) has about a minute to clear over the default deliveries before dead-lettering."""
+
+RESUBSCRIBE_DELAY_S = 0.5
+MAX_RESUBSCRIBE_DELAY_S = 4.0
 
 Handler = Callable[[Connection, Message], None]
 """Runs inside the consumer's transaction; raise to have the message redelivered."""
@@ -133,6 +136,7 @@ class Consumer:
         self.stats = ConsumerStats()
         self._first_failures: dict[int, float] = {}
         """When this process first failed on a message still being retried, by stream sequence."""
+        self._retry_s = RESUBSCRIBE_DELAY_S
 
     def _config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -147,15 +151,26 @@ class Consumer:
         )
 
     async def run(self) -> None:
-        """Fetches and processes until cancelled; resubscribes after reconnects and errors."""
+        """Fetches and processes until cancelled; resubscribes after reconnects and errors.
+        On a cluster, the consumer's leader may be away for a few seconds (an election): the
+        wait between attempts doubles up to `MAX_RESUBSCRIBE_DELAY_S`, so the log says so a
+        handful of times, not hundreds."""
+        self._retry_s = RESUBSCRIBE_DELAY_S
         while True:
             try:
                 await self._consume()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("consumer_restarting", durable=self.sub.durable, error=str(exc))
-                await asyncio.sleep(0.5)
+                log.warning(
+                    "consumer_restarting",
+                    durable=self.sub.durable,
+                    error=str(exc) or type(exc).__name__,
+                    leader_unavailable=leader_unavailable(exc),
+                    retry_in_s=self._retry_s,
+                )
+                await asyncio.sleep(self._retry_s)
+                self._retry_s = min(self._retry_s * 2, MAX_RESUBSCRIBE_DELAY_S)
 
     async def _consume(self) -> None:
         js = self._bus.js
@@ -163,6 +178,7 @@ class Consumer:
         psub = await js.pull_subscribe_bind(self.sub.durable, stream=self.sub.stream)
         generation = self._bus.generation
         idle_rounds = 0
+        self._retry_s = RESUBSCRIBE_DELAY_S
         log.info("consumer_subscribed", durable=self.sub.durable, stream=self.sub.stream)
         try:
             while True:
@@ -178,6 +194,8 @@ class Consumer:
                         timeout=self._settings.consumer_idle_check_s,
                     )
                 except TimeoutError:
+                    msgs = []
+                if not msgs:  # nothing came: idle, or a leader that moved (see _stalled)
                     idle_rounds += 1
                     if idle_rounds >= 2 and await self._stalled():
                         log.warning(
@@ -193,7 +211,9 @@ class Consumer:
                 await psub.unsubscribe()
 
     async def _stalled(self) -> bool:
-        """True when the server holds messages for us that fetches do not return."""
+        """True when the server holds messages for us that fetches do not return (after a
+        server restart, or when the consumer's leader moved to another node of a cluster and
+        the pull requests went to the old one)."""
         info = await self._bus.js.consumer_info(self.sub.stream, self.sub.durable)
         return bool(info.num_pending)
 

@@ -107,7 +107,12 @@ async def serve(
     db = Database(settings.database_path, settings.sqlite_busy_timeout_ms)
     await db.open(database_migrations(settings.service, migrations))
     page_tokens = paging.PageTokens(await db.read(paging.load_key))
-    bus = Bus(settings.nats_url, settings.service, settings.nats_request_timeout_s)
+    bus = Bus(
+        settings.nats_servers,
+        settings.service,
+        settings.nats_request_timeout_s,
+        replicas=settings.nats_replicas,
+    )
     registry_client = RegistryClientSettings.from_env()
     resolver = RegistryResolver(registry_client)
     parts = wire(Platform(settings, db, bus, resolver, page_tokens))
@@ -183,7 +188,8 @@ async def serve(
         if needs_bus:
             if not await _unless_stopped(bus.connect(), stop):
                 return  # SIGTERM while still waiting for NATS
-            await bus.ensure_streams()
+            if not await _unless_stopped(bus.ensure_streams(), stop):
+                return  # SIGTERM while the cluster was still electing its leaders
             tasks.start("outbox-relay", relay.run)
         for consumer_ in consumers:
             tasks.start(f"consumer-{consumer_.sub.durable}", consumer_.run)

@@ -50,6 +50,15 @@ DEFAULT_METRICS_PORTS = {
 }
 
 
+def nats_servers(raw: str) -> tuple[str, ...]:
+    """`CONCORD_NATS_URL` as a list: one URL, or several separated by commas (the nodes of a
+    JetStream cluster; the client connects to any of them and fails over to the others)."""
+    servers = tuple(url.strip() for url in raw.split(",") if url.strip())
+    if not servers:
+        raise ValueError(f"CONCORD_NATS_URL={raw!r} names no server")
+    return servers
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:
@@ -87,7 +96,9 @@ class ServiceSettings:
     host: str
     port: int
     data_dir: Path
-    nats_url: str
+    nats_servers: tuple[str, ...]
+    nats_replicas: int
+    """Replicas of every stream: 1 on one nats-server, 3 on a three-node cluster."""
     registry_address: str
     version: str
     shutdown_grace_s: float
@@ -117,7 +128,8 @@ class ServiceSettings:
             host=env_str(prefix + "HOST", "127.0.0.1"),
             port=env_int(prefix + "PORT", DEFAULT_PORTS.get(service, 0)),
             data_dir=Path(env_str("CONCORD_DATA_DIR", ".data")).absolute(),
-            nats_url=env_str("CONCORD_NATS_URL", "nats://127.0.0.1:4222"),
+            nats_servers=nats_servers(env_str("CONCORD_NATS_URL", "nats://127.0.0.1:4222")),
+            nats_replicas=env_int("CONCORD_NATS_REPLICAS", 1),
             registry_address=env_str("CONCORD_REGISTRY_ADDRESS", "127.0.0.1:50050"),
             version=env_str("CONCORD_VERSION", "dev"),
             shutdown_grace_s=env_float("CONCORD_SHUTDOWN_GRACE_S", 10.0),

@@ -39,7 +39,11 @@ def dead_letter_subject(service: str) -> str:
     return f"shop.deadletter.{service}"
 
 
-def stream_configs() -> list[StreamConfig]:
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    """Every stream at `replicas` copies (CONCORD_NATS_REPLICAS): on a cluster, an acknowledged
+    publish is on a quorum of nodes, and losing one node loses nothing."""
+    if replicas < 1:
+        raise ValueError(f"CONCORD_NATS_REPLICAS={replicas} must be at least 1")
     configs = [
         StreamConfig(
             name=stream.name,
@@ -47,6 +51,7 @@ def stream_configs() -> list[StreamConfig]:
             storage=StorageType.FILE,
             retention=RETENTION[stream.kind],
             duplicate_window=DUPLICATE_WINDOW_S,
+            num_replicas=replicas,
         )
         for stream in catalogue.streams()
     ]
@@ -56,6 +61,7 @@ def stream_configs() -> list[StreamConfig]:
             subjects=["shop.deadletter.>"],
             storage=StorageType.FILE,
             retention=RetentionPolicy.LIMITS,
+            num_replicas=replicas,
         )
     )
     return configs

@@ -12,7 +12,8 @@ from nats.aio.client import Client
 from tests.support.processes import ServiceRunner
 from tests.support.registry_process import ConcordProcess, registry_process
 from tests.support.repo import REPO_ROOT
-from tools.runner.nats import NatsServer
+from tools.runner.nats import CLUSTER_SIZE, NatsCluster, NatsServer
+from tools.runner.ports import free_ports
 from tools.runner.stack import Stack, python_module_launcher
 from tools.runner.topology import Topology
 
@@ -44,9 +45,44 @@ def nats_server(topology: Topology) -> Iterator[NatsServer]:
 
 
 @pytest.fixture
+def nats_cluster(topology: Topology) -> Iterator[NatsCluster]:
+    """Three clustered nats-servers, JetStream on file storage in a folder each, a meta leader
+    elected; stopped after the test."""
+    ports = free_ports(3 * CLUSTER_SIZE)
+    cluster = NatsCluster.on_ports(
+        client_ports=ports[:CLUSTER_SIZE],
+        monitor_ports=ports[CLUSTER_SIZE : 2 * CLUSTER_SIZE],
+        cluster_ports=ports[2 * CLUSTER_SIZE :],
+        data_dir=topology.data_dir / "nats-cluster",
+        log_dir=topology.log_dir,
+    )
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
 def services(stack: Stack, nats_server: NatsServer) -> Iterator[ServiceRunner]:
     """Starts services on demand (`services.start("inventory")`); stops them after the test."""
     runner = ServiceRunner(stack)
+    try:
+        yield runner
+    finally:
+        runner.stop_all()
+
+
+@pytest.fixture
+def cluster_services(stack: Stack, nats_cluster: NatsCluster) -> Iterator[ServiceRunner]:
+    """Like `services`, but every service talks to the NATS cluster, its streams at one
+    replica per node."""
+    runner = ServiceRunner(
+        stack,
+        service_env={
+            "CONCORD_NATS_URL": nats_cluster.urls,
+            "CONCORD_NATS_REPLICAS": str(len(nats_cluster.nodes)),
+        },
+    )
     try:
         yield runner
     finally:

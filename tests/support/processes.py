@@ -58,6 +58,9 @@ class ServiceRunner:
     stack: Stack
     registry_env: dict[str, str] = field(default_factory=lambda: dict(FAST_REGISTRY_SETTINGS))
     """The registry's settings: short probes and no xDS warm-up, so tests settle in seconds."""
+    service_env: dict[str, str] = field(default_factory=dict)
+    """Settings for every service the runner starts, under each start's own `env` (e.g. the
+    servers of a NATS cluster and CONCORD_NATS_REPLICAS)."""
     running: dict[str, RunningService] = field(default_factory=dict)
     on_live: list[LiveObserver] = field(default_factory=list)
 
@@ -105,7 +108,7 @@ class ServiceRunner:
         if name == REGISTRY:
             component = self.stack.registry({**self.registry_env, **(env or {})})
         else:
-            extra = {**FAST_CLIENT_SETTINGS, **(env or {})}
+            extra = {**FAST_CLIENT_SETTINGS, **self.service_env, **(env or {})}
             component = self.stack.service(name, extra_env=extra, port=port)
         process = ManagedProcess(
             name=key,

@@ -97,6 +97,13 @@ def test_every_stream_of_the_catalogue_is_created() -> None:
     } == names
 
 
+def test_every_stream_takes_the_configured_replicas() -> None:
+    assert {c.num_replicas for c in stream_configs()} == {1}
+    assert {c.num_replicas for c in stream_configs(3)} == {3}
+    with pytest.raises(ValueError, match="at least 1"):
+        stream_configs(0)
+
+
 def test_default_ports_are_the_catalogues() -> None:
     topology = Topology.from_env(Path("/nonexistent"))
 
