@@ -20,13 +20,12 @@ from enum import StrEnum
 from pathlib import Path
 
 from runtime import catalogue
-from tools.runner.binaries import binary
 from tools.runner.component import Component
 from tools.runner.gateway import gateway_component
 from tools.runner.health import grpc_serving
 from tools.runner.liveness import GONE_STATES, alive_and_ours, process_state
-from tools.runner.nats import NatsServer
-from tools.runner.ports import port_open, wait_until_bindable
+from tools.runner.nats import NatsCluster, NatsServer
+from tools.runner.ports import wait_until_bindable
 from tools.runner.process import ManagedProcess
 from tools.runner.topology import Topology
 
@@ -78,15 +77,10 @@ class Stack:
 
     def components(self) -> list[Component]:
         t = self.topology
-        nats = NatsServer(
-            port=t.nats_port,
-            monitor_port=t.nats_monitor_port,
-            data_dir=t.data_dir / "nats",
-            log_dir=t.log_dir,
-        )
         return [
             self.registry(),
-            self._nats(nats),
+            *self._storage(),
+            *(self._nats(node) for node in self.nats_nodes()),
             *(
                 self.service(p.name, instance=k)
                 for p in catalogue.start_order()
@@ -94,6 +88,30 @@ class Stack:
             ),
             gateway_component(t, self.repo_root),
         ]
+
+    def nats_nodes(self) -> list[NatsServer]:
+        """One nats-server, or the scaled topology's three clustered nodes (`nats-1`, ...)."""
+        t = self.topology
+        if t.scale is None:
+            return [
+                NatsServer(
+                    port=t.nats_port,
+                    monitor_port=t.nats_monitor_port,
+                    data_dir=t.data_dir / "nats",
+                    log_dir=t.log_dir,
+                )
+            ]
+        cluster = NatsCluster.on_ports(
+            t.nats_client_ports,
+            [t.nats_monitor_port, *t.scale.nats_monitor_ports],
+            t.scale.nats_cluster_ports,
+            t.data_dir / "nats",
+            t.log_dir,
+        )
+        return cluster.nodes
+
+    def _storage(self) -> list[Component]:
+        return []
 
     def registry(self, extra_env: dict[str, str] | None = None) -> Component:
         """First: every service registers with it, and Envoy learns its endpoints from it."""
@@ -116,17 +134,19 @@ class Stack:
             metrics_url=t.metrics_url("registry"),
         )
 
-    def _nats(self, nats: NatsServer) -> Component:
-        t = self.topology
+    def _nats(self, node: NatsServer) -> Component:
+        clustered = "; clustered, streams at 3 replicas" if node.cluster is not None else ""
         return Component(
-            name="nats",
-            address=f"127.0.0.1:{t.nats_port} (monitor 127.0.0.1:{t.nats_monitor_port})",
-            argv=[str(binary("nats-server")), "-c", str(nats.write_config())],
-            ready=lambda: port_open("127.0.0.1", t.nats_port),
-            waits_for=f"port {t.nats_port} to accept connections",
+            name=node.name,
+            address=f"127.0.0.1:{node.port} (monitor 127.0.0.1:{node.monitor_port})",
+            argv=node.argv(),
+            ready=node.ready,
+            waits_for=f"port {node.port} to accept connections",
             env={},
-            note="JetStream, file storage, sync_interval always",
-            ports=(t.nats_port, t.nats_monitor_port),
+            note=f"JetStream, file storage, sync_interval always{clustered}",
+            ports=(node.port, node.monitor_port)
+            + ((node.cluster.port,) if node.cluster is not None else ()),
+            marker="nats-server",
         )
 
     def service_env(self) -> dict[str, str]:
