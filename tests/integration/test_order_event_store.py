@@ -1,8 +1,9 @@
-"""The order event store on a real SQLite file: optimistic concurrency, snapshots that agree
+"""The order event store on each storage backend (a SQLite file, a PostgreSQL database): optimistic concurrency, snapshots that agree
 with a full replay, read models rebuilt by replay."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from runtime.database import Database
 from runtime.errors import ConcurrencyConflictError
+from runtime.storage import database_at
 from services.orders import domain, store
 from services.orders.domain import Line, OrderStatus
 
@@ -17,8 +19,8 @@ T0 = 1_700_000_000.0
 
 
 @pytest.fixture
-async def db(tmp_path: Path):  # type: ignore[no-untyped-def]
-    database = Database(tmp_path / "orders.sqlite3")
+async def db(tmp_path: Path, database_url: Callable[[str], str | None]):  # type: ignore[no-untyped-def]
+    database = database_at(tmp_path / "orders.sqlite3", database_url("orders"))
     await database.open({"orders": store.MIGRATIONS})
     yield database
     await database.close()
