@@ -9,7 +9,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from tests.support.postgres import STORAGES, SessionPostgres, TestDatabases, database_url_env
+from tests.support.postgres import STORAGES, PostgresDatabases, SessionPostgres, database_url_env
 from tests.support.processes import ServiceRunner
 from tests.support.registry_process import ConcordProcess, registry_process
 from tests.support.repo import REPO_ROOT
@@ -35,9 +35,9 @@ def postgres_session() -> Iterator[SessionPostgres]:
 
 
 @pytest.fixture
-def pg_databases(postgres_session: SessionPostgres) -> Iterator[TestDatabases]:
+def pg_databases(postgres_session: SessionPostgres) -> Iterator[PostgresDatabases]:
     """Fresh databases on the session's server (`pg_databases.create(label)`), dropped after."""
-    databases = TestDatabases(postgres_session)
+    databases = PostgresDatabases(postgres_session)
     try:
         yield databases
     finally:
@@ -56,7 +56,7 @@ def database_url(storage: str, request: pytest.FixtureRequest) -> Callable[[str]
     `database_at` then opens a file)."""
     if storage == "sqlite":
         return lambda label: None
-    databases: TestDatabases = request.getfixturevalue("pg_databases")
+    databases: PostgresDatabases = request.getfixturevalue("pg_databases")
     return databases.create
 
 
@@ -68,7 +68,7 @@ def stack(topology: Topology, request: pytest.FixtureRequest) -> Stack:
     if "storage" in request.fixturenames:
         storage = request.getfixturevalue("storage")
         if storage != "sqlite":
-            databases: TestDatabases = request.getfixturevalue("pg_databases")
+            databases: PostgresDatabases = request.getfixturevalue("pg_databases")
             env = database_url_env(storage, list(SERVICES), databases.create)
     return Stack(
         topology, repo_root=REPO_ROOT, launcher=python_module_launcher, service_env_extra=env

@@ -53,7 +53,7 @@ class SessionPostgres:
 
 
 @dataclass
-class TestDatabases:
+class PostgresDatabases:
     """Fresh databases on the session's server for one test; all dropped when it ends."""
 
     session: SessionPostgres
