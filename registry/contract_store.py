@@ -6,10 +6,9 @@ Contracts are the registry's only durable state: instances live in memory (insta
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 
-from runtime.database import Connection
+from runtime.database import Connection, Row
 
 MIGRATIONS = [
     """CREATE TABLE IF NOT EXISTS contract_versions (
@@ -37,7 +36,7 @@ _WHOLE = "version, label, publish_time, sha256, descriptor_set, sources"
 _SUMMARY = "version, label, publish_time, sha256, x'' AS descriptor_set, '{}' AS sources"
 
 
-def _row(row: sqlite3.Row) -> ContractVersion:
+def _row(row: Row) -> ContractVersion:
     return ContractVersion(
         version=row["version"],
         label=row["label"],

@@ -84,8 +84,8 @@ def apply_once(
     transaction; False, running nothing, when the inbox already holds it (a redelivery).
     Application tests feed messages through here too, so they see what a consumer does."""
     inserted = conn.execute(
-        "INSERT OR IGNORE INTO inbox (consumer, message_id, type_name, processed_at)"
-        " VALUES (?, ?, ?, ?)",
+        "INSERT INTO inbox (consumer, message_id, type_name, processed_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (consumer, message_id, type_name, time.time()),
     ).rowcount
     if not inserted:

@@ -1,101 +1,125 @@
-"""The service's own SQLite database: WAL, `BEGIN IMMEDIATE` writes, a busy timeout.
+"""The storage port: what a transaction offers the repositories, whichever engine is behind it.
 
-All access runs on one dedicated thread, so the event loop never blocks and writes are
-serialised: a check-then-update inside `write` (enough stock? enough credit?) cannot interleave
-with another. Repositories (each service's store.py) take the connection a transaction hands
-them; domain code never sees SQL, so another adapter (PostgreSQL) can replace this module.
+Repositories (each service's store.py, the outbox, the inbox, the event store) take the
+`Connection` a transaction hands them and speak the SQL subset both engines accept (docs/
+platform.md, "Storage"): `?` placeholders, `INSERT ... ON CONFLICT`, rows read as `row["col"]`
+or `row[0]`. Domain code never sees SQL. Two adapters implement `Database`: SQLite, one file per
+service (sqlite_database.py, the default), and PostgreSQL, one database per service
+(postgres_database.py); `storage.database_for(settings)` picks one from the configuration
+alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
-from runtime import migrations as migrations_module
+from runtime.errors import DependencyUnavailableError
 
 T = TypeVar("T")
-Connection = sqlite3.Connection
+Params = Sequence[Any]
+Migrations = Mapping[str, Sequence[str]]
 
 
-class Database:
-    def __init__(self, path: Path, busy_timeout_ms: int = 5000) -> None:
-        self.path = path
-        self._busy_timeout_ms = busy_timeout_ms
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"db-{path.stem}")
-        self._conn: sqlite3.Connection | None = None
+class Row(Protocol):
+    """A result row: by column name or by position (sqlite3.Row and the PostgreSQL rows)."""
+
+    def __getitem__(self, key: int | str) -> Any: ...
+
+    def __len__(self) -> int: ...
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What a transaction hands its work: the sqlite3-like surface the repositories use."""
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor: ...
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Cursor: ...
+
+
+class IntegrityError(Exception):
+    """A constraint refused a statement (unique key, check), in either engine. On PostgreSQL
+    the transaction is aborted after it: raise, never query the same connection again."""
+
+
+STORAGE_CONTENDED = "STORAGE_CONTENDED"
+
+
+class StorageContendedError(DependencyUnavailableError):
+    """A write kept losing to concurrent writers (serialization failures) past its retries, or
+    the database could not be reached: transient. gRPC callers see UNAVAILABLE and may retry;
+    a consumer naks, so the message is redelivered."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("database", message, STORAGE_CONTENDED)
+
+
+class Database(ABC):
+    """A service's database: `open` migrates it, `write` and `read` run a callable in one
+    transaction on a worker thread (the event loop never blocks), `after_write` callbacks run
+    on the loop after every committed write."""
+
+    def __init__(self, workers: int, thread_name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name)
         self._after_write: list[Callable[[], None]] = []
 
-    async def open(self, migrations: Mapping[str, Sequence[str]]) -> None:
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the data lives, safe to log (never a password)."""
+
+    @abstractmethod
+    async def open(self, migrations: Migrations) -> None:
         """Connects and applies the new migrations of each group, all in one transaction
         (see migrations.py: groups are append-only lists of single statements)."""
-        await self._run(self._open_sync, migrations)
 
-    def _open_sync(self, migrations: Mapping[str, Sequence[str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed transaction survives power loss, not only a process crash.
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            migrations_module.apply(conn, migrations, str(self.path))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            conn.close()
-            raise
-        self._conn = conn
+    @abstractmethod
+    def _write_sync(self, work: Callable[[Connection], T]) -> T: ...
+
+    @abstractmethod
+    def _read_sync(self, work: Callable[[Connection], T]) -> T: ...
+
+    @abstractmethod
+    def _close_sync(self) -> None: ...
 
     def after_write(self, callback: Callable[[], None]) -> None:
         """Called on the event loop after every committed write (the outbox relay wakes up)."""
         self._after_write.append(callback)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
-        """Runs `work` in one `BEGIN IMMEDIATE` transaction; rolls back if it raises."""
-        result = await self._run(self._transaction, work, "BEGIN IMMEDIATE")
+        """Runs `work` in one write transaction; rolls back if it raises. `work` may run more
+        than once (PostgreSQL retries serialization failures), so it must not act outside the
+        database (no calls, no publishing): the use cases already decide inside and act after."""
+        result = await self._run(self._write_sync, work)
         for callback in self._after_write:
             callback()
         return result
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         """Runs `work` in one read transaction: a consistent snapshot."""
-        return await self._run(self._transaction, work, "BEGIN")
+        return await self._run(self._read_sync, work)
 
-    def _transaction(self, work: Callable[[Connection], T], begin: str) -> T:
-        conn = self._connection()
-        conn.execute(begin)
-        try:
-            result = work(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            # SQLite may already have rolled back (a failed COMMIT); never leave the one shared
-            # connection inside a transaction, and never hide the original error.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError(f"database {self.path} is not open")
-        return self._conn
+    async def close(self) -> None:
+        await self._run(self._close_sync)
+        self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         # The caller's context goes with the work, so the log fields and the span of the call
         # or message being handled are the current ones inside the transaction too.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, contextvars.copy_context().run, fn, *args)
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._run(self._conn.close)
-            self._conn = None
-        self._executor.shutdown(wait=True)

@@ -1,20 +1,21 @@
-"""An append-only event store with optimistic concurrency, and snapshots, in SQLite.
+"""An append-only event store with optimistic concurrency, and snapshots, in the database.
 
 Each aggregate is a stream of protobuf events numbered 1, 2, 3...; `append` names the version
 it expects the stream to be at, and a writer that lost the race gets ConcurrencyConflictError,
 never a silent overwrite (the UNIQUE (stream_id, version) constraint backs the check). `seq`
-orders all events of all streams, for rebuilding projections by replay.
+orders all events of all streams, for rebuilding projections by replay. On PostgreSQL two
+instances appending to one stream at once are serialised by the write transaction: the loser
+runs again, reads the new version, and gets the conflict.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
-from runtime.database import Connection
+from runtime.database import Connection, IntegrityError, Row
 from runtime.errors import ConcurrencyConflictError
 from runtime.events import metadata_of
 from runtime.messages import decode
@@ -78,14 +79,14 @@ def append(conn: Connection, stream_id: str, expected_version: int, events: list
                     meta.occur_time,
                 ),
             )
-        except sqlite3.IntegrityError as exc:
-            raise ConcurrencyConflictError(
-                stream_id, expected_version, current_version(conn, stream_id)
-            ) from exc
+        except IntegrityError as exc:
+            # No further query: on PostgreSQL the failed insert aborted the transaction. The
+            # version this insert wanted exists, so the stream is at least there.
+            raise ConcurrencyConflictError(stream_id, expected_version, version) from exc
     return version
 
 
-def _decoded(rows: Iterator[sqlite3.Row]) -> list[Message]:
+def _decoded(rows: Iterable[Row]) -> list[Message]:
     return [decode(row["type_name"], row["payload"]) for row in rows]
 
 
@@ -114,7 +115,8 @@ def read_all(conn: Connection) -> list[Message]:
 
 def save_snapshot(conn: Connection, stream_id: str, version: int, state: str) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO snapshots (stream_id, version, state) VALUES (?, ?, ?)",
+        "INSERT INTO snapshots (stream_id, version, state) VALUES (?, ?, ?)"
+        " ON CONFLICT (stream_id, version) DO UPDATE SET state = excluded.state",
         (stream_id, version, state),
     )
 

@@ -5,14 +5,19 @@ single SQL statements. A database remembers the fingerprint of every statement i
 start the new statements at the end of a group are applied, and an applied statement that has
 since been edited is refused with a clear error instead of leaving a table silently stale.
 Change a schema by appending a statement (ALTER TABLE ...), never by editing one.
+
+Statements are written once, for SQLite; an adapter for another engine passes `translate`
+(PostgreSQL: sql_dialect.postgres_ddl) and the ledger still records the fingerprint of the
+statement as written, so (group, position, sha256) is the same whichever engine applied it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+from runtime.database import Connection
 
 Migrations = Mapping[str, Sequence[str]]
 
@@ -33,9 +38,19 @@ def fingerprint(statement: str) -> str:
     return hashlib.sha256(" ".join(statement.split()).encode()).hexdigest()
 
 
-def apply(conn: sqlite3.Connection, migrations: Migrations, where: str) -> int:
-    """Applies what is new, inside the caller's transaction; returns how many statements ran."""
-    conn.execute(_LEDGER)
+def _as_written(statement: str) -> str:
+    return statement
+
+
+def apply(
+    conn: Connection,
+    migrations: Migrations,
+    where: str,
+    translate: Callable[[str], str] = _as_written,
+) -> int:
+    """Applies what is new, inside the caller's transaction; returns how many statements ran.
+    `translate` turns a statement as written into the engine's dialect before it runs."""
+    conn.execute(translate(_LEDGER))
     ran = 0
     for group, statements in migrations.items():
         applied = [
@@ -60,7 +75,7 @@ def apply(conn: sqlite3.Connection, migrations: Migrations, where: str) -> int:
                         " dropped with `make clean`."
                     )
                 continue
-            conn.execute(statement)
+            conn.execute(translate(statement))
             conn.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, ?, ?)",
                 (group, position, digest, time.time()),

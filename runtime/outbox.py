@@ -52,8 +52,8 @@ def stage(conn: Connection, message: Message, traceparent: str | None = None) ->
         traceparent = new_traceparent(trace_id if isinstance(trace_id, str) else None)
     envelope = Envelope.wrap(message, traceparent)
     conn.execute(
-        "INSERT OR IGNORE INTO outbox (message_id, subject, type_name, payload, traceparent,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (message_id, subject, type_name, payload, traceparent,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             envelope.message_id,
             envelope.subject,

@@ -16,6 +16,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import grpc
@@ -23,7 +24,7 @@ from concord.ops.v1 import ops_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from runtime import breaker, consumer, logs, outbox, paging, tracing
+from runtime import breaker, consumer, lease, logs, outbox, paging, tracing
 from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription
 from runtime.contract_fingerprint import own_contracts
@@ -39,6 +40,7 @@ from runtime.outbox import OutboxRelay
 from runtime.registration import Registration
 from runtime.registry_client import RegistryClientSettings
 from runtime.settings import ServiceSettings
+from runtime.storage import database_for
 from runtime.supervisor import Supervisor
 
 SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
@@ -74,6 +76,9 @@ class ServiceParts:
     subscriptions: list[Subscription] = field(default_factory=list)
     background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     """Long-running coroutines (timeouts, pollers); cancelled and awaited on shutdown."""
+    singletons: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    """Background coroutines that must run on one instance of the service at a time, by name:
+    each runs only while this instance holds the lease of that name (runtime/lease.py)."""
     on_drain: list[Callable[[], None]] = field(default_factory=list)
     """Called when draining starts, so endless streams can end within the grace period."""
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -89,6 +94,7 @@ def database_migrations(service: str, migrations: Sequence[str]) -> dict[str, Se
         "outbox": outbox.MIGRATIONS,
         "inbox": consumer.MIGRATIONS,
         "paging": paging.MIGRATIONS,
+        "leases": lease.MIGRATIONS,
         service: migrations,
     }
 
@@ -104,8 +110,9 @@ async def serve(
 ) -> None:
     """`needs_bus=False` runs without NATS (no outbox relay; the wiring asks for no
     consumers); `registers=False` skips self-registration: both are for the registry itself."""
-    db = Database(settings.database_path, settings.sqlite_busy_timeout_ms)
+    db = database_for(settings)
     await db.open(database_migrations(settings.service, migrations))
+    log.info("database_open", service=settings.service, location=db.location)
     page_tokens = paging.PageTokens(await db.read(paging.load_key))
     bus = Bus(
         settings.nats_servers,
@@ -190,7 +197,13 @@ async def serve(
                 return  # SIGTERM while still waiting for NATS
             if not await _unless_stopped(bus.ensure_streams(), stop):
                 return  # SIGTERM while the cluster was still electing its leaders
-            tasks.start("outbox-relay", relay.run)
+            singletons = {"outbox-relay": relay.run, **parts.singletons}
+        else:
+            singletons = dict(parts.singletons)
+        holder = lease.new_holder()
+        for name, singleton in singletons.items():
+            job_lease = lease.Lease(db, name, holder, settings.lease_ttl_s)
+            tasks.start(name, partial(lease.hold, job_lease, singleton))
         for consumer_ in consumers:
             tasks.start(f"consumer-{consumer_.sub.durable}", consumer_.run)
         for job in parts.background:

@@ -7,7 +7,7 @@ free ports. Every timeout and limit carries its unit in its name.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.catalogue import BY_NAME
@@ -111,6 +111,13 @@ class ServiceSettings:
     nats_request_timeout_s: float
     sqlite_busy_timeout_ms: int
     metrics: MetricsSettings
+    database_url: str | None = field(default=None, repr=False)
+    """PostgreSQL (`postgresql://user@host:port/db`) when set; SQLite at `database_path` when
+    not. Never logged as is: it may carry a password (postgres_database.redacted)."""
+    database_pool_size: int = 4
+    lease_ttl_s: float = 5.0
+    """How long a singleton job's lease (runtime/lease.py) outlives its holder's last renewal:
+    the longest another instance waits to take over from one that was killed."""
 
     @property
     def address(self) -> str:
@@ -142,4 +149,7 @@ class ServiceSettings:
             nats_request_timeout_s=env_float("CONCORD_NATS_REQUEST_TIMEOUT_S", 5.0),
             sqlite_busy_timeout_ms=env_int("CONCORD_SQLITE_BUSY_TIMEOUT_MS", 5000),
             metrics=MetricsSettings.from_env(service),
+            database_url=os.environ.get(prefix + "DATABASE_URL") or None,
+            database_pool_size=env_int("CONCORD_DATABASE_POOL_SIZE", 4),
+            lease_ttl_s=env_float("CONCORD_LEASE_TTL_S", 5.0),
         )

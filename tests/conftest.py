@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client
 
+from tests.support.postgres import STORAGES, PostgresDatabases, SessionPostgres, database_url_env
 from tests.support.processes import ServiceRunner
 from tests.support.registry_process import ConcordProcess, registry_process
 from tests.support.repo import REPO_ROOT
 from tools.runner.nats import CLUSTER_SIZE, NatsCluster, NatsServer
 from tools.runner.ports import free_ports
-from tools.runner.stack import Stack, python_module_launcher
+from tools.runner.stack import SERVICES, Stack, python_module_launcher
 from tools.runner.topology import Topology
 
 
@@ -24,9 +25,55 @@ def topology(tmp_path: Path) -> Topology:
     return Topology.on_free_ports(tmp_path / "data")
 
 
+@pytest.fixture(scope="session")
+def postgres_session() -> Iterator[SessionPostgres]:
+    """One PostgreSQL server for the whole session, started when a test first needs it."""
+    session = SessionPostgres()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 @pytest.fixture
-def stack(topology: Topology) -> Stack:
-    return Stack(topology, repo_root=REPO_ROOT, launcher=python_module_launcher)
+def pg_databases(postgres_session: SessionPostgres) -> Iterator[PostgresDatabases]:
+    """Fresh databases on the session's server (`pg_databases.create(label)`), dropped after."""
+    databases = PostgresDatabases(postgres_session)
+    try:
+        yield databases
+    finally:
+        databases.drop_all()
+
+
+@pytest.fixture(params=STORAGES)
+def storage(request: pytest.FixtureRequest) -> str:
+    """Runs the test on each storage backend; a suite asks for it to cover both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(storage: str, request: pytest.FixtureRequest) -> Callable[[str], str | None]:
+    """label -> the URL of a fresh PostgreSQL database, or None on SQLite (the adapters'
+    `database_at` then opens a file)."""
+    if storage == "sqlite":
+        return lambda label: None
+    databases: PostgresDatabases = request.getfixturevalue("pg_databases")
+    return databases.create
+
+
+@pytest.fixture
+def stack(topology: Topology, request: pytest.FixtureRequest) -> Stack:
+    """The test's stack; in a test that asks for `storage`, on that backend: each shop
+    service gets its own fresh PostgreSQL database through CONCORD_<SERVICE>_DATABASE_URL."""
+    env: dict[str, str] = {}
+    if "storage" in request.fixturenames:
+        storage = request.getfixturevalue("storage")
+        if storage != "sqlite":
+            databases: PostgresDatabases = request.getfixturevalue("pg_databases")
+            env = database_url_env(storage, list(SERVICES), databases.create)
+    return Stack(
+        topology, repo_root=REPO_ROOT, launcher=python_module_launcher, service_env_extra=env
+    )
 
 
 @pytest.fixture

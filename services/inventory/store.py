@@ -1,11 +1,11 @@
-"""Inventory's SQLite repository: products, reservations and the stock movement log."""
+"""Inventory's repository: products, reservations and the stock movement log, in portable
+SQL (docs/platform.md)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
-from runtime.database import Connection
+from runtime.database import Connection, Row
 from services.inventory.domain import Product, Reservation, ReservationStatus, StockLine
 
 MIGRATIONS = [
@@ -42,7 +42,7 @@ MIGRATIONS = [
 ]
 
 
-def _product(r: sqlite3.Row) -> Product:
+def _product(r: Row) -> Product:
     return Product(
         product_id=r["product_id"],
         sku=r["sku"],
@@ -116,7 +116,7 @@ def move_stock(
     )
 
 
-def _reservation(r: sqlite3.Row) -> Reservation:
+def _reservation(r: Row) -> Reservation:
     return Reservation(
         order_id=r["order_id"],
         status=ReservationStatus(r["status"]),

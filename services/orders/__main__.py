@@ -44,14 +44,14 @@ def wire(platform: Platform) -> ServiceParts:
             ),
         ],
         subscriptions=consumers.subscriptions(orders),
-        background=[
-            partial(
+        singletons={
+            "saga-deadline-watcher": partial(
                 workers.watch_saga_deadlines,
                 orders,
                 settings.saga_poll_interval_s,
                 settings.cancellation_alert_s,
             )
-        ],
+        },
         on_close=[inventory.close],
         probes=[orders.saga_readings],
     )

@@ -1,17 +1,16 @@
-"""Orders' SQLite adapter: the event-sourced order repository (events, snapshots), the read
+"""Orders' repository, in portable SQL (docs/platform.md): the event-sourced order repository (events, snapshots), the read
 models projected from the events, and the persisted saga state."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict
 
 from google.protobuf.message import Message
 from shop.orders.v1 import events_pb2 as ev
 
 from runtime import eventstore
-from runtime.database import Connection
+from runtime.database import Connection, Row
 from runtime.events import metadata_of
 from services.orders.domain import Line, Order, OrderStatus, evolve, replay
 from services.orders.saga import Saga, SagaStep
@@ -132,7 +131,7 @@ def project(conn: Connection, state: Order, event: Message) -> None:
     )
     if isinstance(event, ev.OrderPlaced) and state.idempotency_key:
         conn.execute(
-            "INSERT OR IGNORE INTO idempotency_keys VALUES (?, ?, ?)",
+            "INSERT INTO idempotency_keys VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (state.customer_id, state.idempotency_key, state.order_id),
         )
 
@@ -192,7 +191,7 @@ def list_orders(
 # --- saga --------------------------------------------------------------------------------------
 
 
-def _saga(row: sqlite3.Row) -> Saga:
+def _saga(row: Row) -> Saga:
     data = json.loads(row["state"])
     data["step"] = SagaStep(data["step"])
     data["commands_sent"] = tuple(tuple(x) for x in data.get("commands_sent", ()))
@@ -230,22 +229,27 @@ def list_sagas(
 ) -> list[Saga]:
     """Sagas by order id after `after`: in `step` (None: every step but DONE), and in it since
     before `entered_before` (None: any time; sagas saved before step times were kept count as
-    entered at 0)."""
-    where = ["order_id > ?"]
-    args: list[object] = [after]
-    if step is None:
-        where.append("step != 'DONE'")
-    else:
-        where.append("step = ?")
-        args.append(step.value)
-    if entered_before is not None:
-        where.append("COALESCE(json_extract(state, '$.step_time'), 0) < ?")
-        args.append(entered_before)
-    rows = conn.execute(
-        f"SELECT state FROM sagas WHERE {' AND '.join(where)} ORDER BY order_id LIMIT ?",
-        (*args, limit),
-    )
-    return [_saga(row) for row in rows]
+    entered at 0). The step time lives in the saga's JSON, which the engines query differently,
+    so it is filtered here, page by page."""
+    where = "order_id > ?" + (" AND step != 'DONE'" if step is None else " AND step = ?")
+    found: list[Saga] = []
+    cursor = after
+    while len(found) < limit:
+        args: list[object] = [cursor] if step is None else [cursor, step.value]
+        rows = conn.execute(
+            f"SELECT order_id, state FROM sagas WHERE {where} ORDER BY order_id LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        for row in rows:
+            saga = _saga(row)
+            if entered_before is None or saga.step_time < entered_before:
+                found.append(saga)
+                if len(found) == limit:
+                    break
+        if len(rows) < limit:
+            break
+        cursor = rows[-1]["order_id"]
+    return found
 
 
 def saga_counts(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
@@ -254,9 +258,10 @@ def saga_counts(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
     by_step = dict.fromkeys((step.value for step in SagaStep), 0)
     for row in conn.execute("SELECT step, count(*) FROM sagas GROUP BY step"):
         by_step[row[0]] = int(row[1])
-    row = conn.execute(
-        "SELECT coalesce(sum(json_extract(state, '$.awaiting_release')), 0),"
-        " coalesce(sum(json_extract(state, '$.awaiting_void')), 0)"
-        " FROM sagas WHERE step != 'DONE'"
-    ).fetchone()
-    return by_step, {"release_stock": int(row[0]), "void_payment": int(row[1])}
+    open_sagas = [
+        _saga(row) for row in conn.execute("SELECT state FROM sagas WHERE step != 'DONE'")
+    ]
+    return by_step, {
+        "release_stock": sum(saga.awaiting_release for saga in open_sagas),
+        "void_payment": sum(saga.awaiting_void for saga in open_sagas),
+    }

@@ -32,7 +32,7 @@ def wire(platform: Platform) -> ServiceParts:
             )
         ],
         subscriptions=consumers.subscriptions(payments),
-        background=[worker.run],
+        singletons={"authorization-worker": worker.run},
         on_close=[paygate.close],
     )
 

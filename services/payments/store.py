@@ -1,10 +1,8 @@
-"""Payments' SQLite repository: credit accounts and payments."""
+"""Payments' repository: credit accounts and payments, in portable SQL (docs/platform.md)."""
 
 from __future__ import annotations
 
-import sqlite3
-
-from runtime.database import Connection
+from runtime.database import Connection, Row
 from services.payments.domain import Account, DeclineReason, Payment, PaymentStatus
 
 MIGRATIONS = [
@@ -41,7 +39,7 @@ MIGRATIONS = [
 ]
 
 
-def _account(r: sqlite3.Row) -> Account:
+def _account(r: Row) -> Account:
     return Account(
         customer_id=r["customer_id"],
         credit_limit_minor=r["credit_limit_minor"],
@@ -80,7 +78,7 @@ def change_available(conn: Connection, customer_id: str, delta_minor: int, at: f
     )
 
 
-def _payment(r: sqlite3.Row) -> Payment:
+def _payment(r: Row) -> Payment:
     return Payment(
         order_id=r["order_id"],
         customer_id=r["customer_id"],
@@ -130,7 +128,7 @@ def pending_payments(conn: Connection) -> list[Payment]:
 
 def add_pending_void(conn: Connection, key: str, at: float) -> None:
     """Remembers that the provider must void `key`, until it confirms."""
-    conn.execute("INSERT OR IGNORE INTO provider_voids VALUES (?, ?)", (key, at))
+    conn.execute("INSERT INTO provider_voids VALUES (?, ?) ON CONFLICT DO NOTHING", (key, at))
 
 
 def pending_voids(conn: Connection) -> list[str]:
@@ -145,7 +143,7 @@ def remove_pending_void(conn: Connection, key: str) -> None:
 
 def save_traceparent(conn: Connection, order_id: str, traceparent: str) -> None:
     conn.execute(
-        "INSERT OR IGNORE INTO payment_traces (order_id, traceparent) VALUES (?, ?)",
+        "INSERT INTO payment_traces (order_id, traceparent) VALUES (?, ?) ON CONFLICT DO NOTHING",
         (order_id, traceparent),
     )
 

@@ -3,7 +3,7 @@ stock, the reservation and the messages staged in the outbox."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -32,8 +32,10 @@ ADMIN = Caller("root", frozenset({Role.ADMIN}))
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with migrated_database(tmp_path, "inventory", store.MIGRATIONS) as db:
+async def db(tmp_path: Path, database_url: Callable[[str], str | None]) -> AsyncIterator[Database]:
+    async with migrated_database(
+        tmp_path, "inventory", store.MIGRATIONS, database_url("inventory")
+    ) as db:
         yield db
 
 

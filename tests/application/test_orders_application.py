@@ -5,7 +5,7 @@ inventory's pricing is a stand-in of the clients.py interface."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -35,8 +35,10 @@ class FixedPrices:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with migrated_database(tmp_path, "orders", store.MIGRATIONS) as database:
+async def db(tmp_path: Path, database_url: Callable[[str], str | None]) -> AsyncIterator[Database]:
+    async with migrated_database(
+        tmp_path, "orders", store.MIGRATIONS, database_url("orders")
+    ) as database:
         yield database
 
 

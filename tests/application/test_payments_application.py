@@ -5,7 +5,7 @@ behind clients.PaymentProvider: it stands in for an outside party."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -57,8 +57,10 @@ class FakeProvider:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with migrated_database(tmp_path, "payments", store.MIGRATIONS) as db:
+async def db(tmp_path: Path, database_url: Callable[[str], str | None]) -> AsyncIterator[Database]:
+    async with migrated_database(
+        tmp_path, "payments", store.MIGRATIONS, database_url("payments")
+    ) as db:
         yield db
 
 

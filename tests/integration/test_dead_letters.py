@@ -20,6 +20,9 @@ from tests.support.bus import StreamWatcher, send
 from tests.support.grpc_client import CALL_TIMEOUT_S as T
 from tests.support.processes import ServiceRunner
 
+pytestmark = pytest.mark.usefixtures("storage")
+"""Every test on SQLite and on PostgreSQL (the services' CONCORD_<SERVICE>_DATABASE_URL)."""
+
 SUBJECT = "shop.inventory.commands.ReserveStock"
 RESERVE = commands_pb2.ReserveStock.DESCRIPTOR.full_name
 

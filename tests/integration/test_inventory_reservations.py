@@ -8,6 +8,7 @@ import uuid
 
 import grpc
 import nats
+import pytest
 from nats.aio.client import Client
 from shop.inventory.v1 import commands_pb2, events_pb2, inventory_pb2, inventory_service_pb2_grpc
 from shop.inventory.v1 import inventory_service_pb2 as pb
@@ -16,6 +17,9 @@ from tests.support.bus import StreamWatcher, send
 from tests.support.grpc_client import CALL_TIMEOUT_S as T
 from tests.support.processes import ServiceRunner
 from tools.runner.nats import NatsServer
+
+pytestmark = pytest.mark.usefixtures("storage")
+"""Every test on SQLite and on PostgreSQL (the services' CONCORD_<SERVICE>_DATABASE_URL)."""
 
 EVENTS = "SHOP_INVENTORY_EVENTS"
 

@@ -19,6 +19,9 @@ from tests.support.processes import ServiceRunner
 from tests.support.shop import Shop, as_customer, shop_client
 from tools.runner.topology import Topology
 
+pytestmark = pytest.mark.usefixtures("storage")
+"""Every test on SQLite and on PostgreSQL (the services' CONCORD_<SERVICE>_DATABASE_URL)."""
+
 S = orders_pb2
 
 

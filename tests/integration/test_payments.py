@@ -20,6 +20,9 @@ from tests.support.grpc_client import field_violations
 from tests.support.paygate import PayGateControl
 from tests.support.processes import ServiceRunner
 
+pytestmark = pytest.mark.usefixtures("storage")
+"""Every test on SQLite and on PostgreSQL (the services' CONCORD_<SERVICE>_DATABASE_URL)."""
+
 Stub = payments_service_pb2_grpc.PaymentsServiceStub
 
 EVENTS = "SHOP_PAYMENTS_EVENTS"

@@ -21,6 +21,9 @@ from tests.support.shop import Shop, as_customer, shop_client
 from tools.devstack import operators_cli
 from tools.runner.topology import Topology
 
+pytestmark = pytest.mark.usefixtures("storage")
+"""Every test on SQLite and on PostgreSQL (the services' CONCORD_<SERVICE>_DATABASE_URL)."""
+
 FAST_SAGA = {"CONCORD_ORDERS_STEP_TIMEOUT_S": "2", "CONCORD_ORDERS_SAGA_POLL_INTERVAL_S": "0.2"}
 CRASH_AFTER_RESERVING = {"CONCORD_CRASH_AT": "outbox.after_publish:shop.inventory.v1.StockReserved"}
 PENDING = orders_pb2.SAGA_STEP_COMPENSATION_PENDING

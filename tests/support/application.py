@@ -1,5 +1,5 @@
-"""For application tests: a service's use cases in-process, on a temporary SQLite database
-migrated the way the service's own is (runtime.server.database_migrations), with messages fed
+"""For application tests: a service's use cases in-process, on a temporary database (SQLite,
+or a fresh PostgreSQL database when the test runs on that `storage`) migrated the way the service's own is (runtime.server.database_migrations), with messages fed
 through the real inbox (runtime.consumer.apply_once) and the outbox rows read back decoded.
 No NATS, no gRPC, no process: the same for orders, inventory and payments.
 """
@@ -17,15 +17,16 @@ from runtime.consumer import Subscription, apply_once
 from runtime.database import Connection, Database
 from runtime.messages import decode, message_id
 from runtime.server import database_migrations
+from runtime.storage import database_at
 
 
 @asynccontextmanager
 async def migrated_database(
-    folder: Path, service: str, migrations: Sequence[str]
+    folder: Path, service: str, migrations: Sequence[str], url: str | None = None
 ) -> AsyncIterator[Database]:
-    """A fresh `<service>.sqlite3` under `folder` with the platform's and the service's tables,
-    closed afterwards."""
-    db = Database(folder / f"{service}.sqlite3")
+    """A fresh database with the platform's and the service's tables, closed afterwards: the
+    PostgreSQL one at `url`, else `<service>.sqlite3` under `folder`."""
+    db = database_at(folder / f"{service}.sqlite3", url)
     await db.open(database_migrations(service, migrations))
     try:
         yield db

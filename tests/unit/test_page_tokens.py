@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from runtime import paging
-from runtime.database import Database
 from runtime.errors import InvalidArgumentError
 from runtime.paging import PageTokens
+from runtime.sqlite_database import SqliteDatabase
 
 KEY = bytes(range(32))
 ORDER_POSITION = (float, str)
@@ -86,11 +86,11 @@ async def test_instances_sharing_a_database_share_its_key_and_restarts_keep_it(
 ) -> None:
     keys = []
     for _ in range(2):
-        db = Database(tmp_path / "svc.sqlite3")
+        db = SqliteDatabase(tmp_path / "svc.sqlite3")
         await db.open({"paging": paging.MIGRATIONS})
         keys.append(await db.read(paging.load_key))
         await db.close()
-    other = Database(tmp_path / "other.sqlite3")
+    other = SqliteDatabase(tmp_path / "other.sqlite3")
     await other.open({"paging": paging.MIGRATIONS})
     other_key = await other.read(paging.load_key)
     await other.close()

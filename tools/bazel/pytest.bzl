@@ -5,7 +5,12 @@ Every test suite in tests/ is one of these, so `bazel test //...` runs them all 
 and the pytest configuration in pyproject.toml.
 """
 
-def concord_pytest(name, srcs, deps = [], data = [], size = "medium", tags = [], **kwargs):
+def concord_pytest(name, srcs, deps = [], data = [], size = "medium", tags = [], postgres = False, **kwargs):
+    """`postgres = True`: the suite starts a PostgreSQL server (tests/support/postgres.py). As
+    root that server runs as the `postgres` user, which Bazel's sandbox (a user namespace that
+    maps root alone) cannot switch to, so such suites run outside the sandbox."""
+    if postgres:
+        tags = tags + ["no-sandbox"]
     native.py_test(
         name = name,
         srcs = srcs + native.glob(["__init__.py"]) + ["//tools/bazel:pytest_main.py"],

@@ -30,6 +30,8 @@ class ManagedProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     detached: bool = False
+    user: str | None = None
+    """Run as this system user (PostgreSQL refuses to run as root); None: as ourselves."""
     popen: subprocess.Popen[bytes] | None = None
     log_offset: int = 0
     """Where this run's output starts in the log (`make up` appends to the last run's)."""
@@ -47,6 +49,7 @@ class ManagedProcess:
             env=full_env,
             cwd=self.cwd,
             start_new_session=self.detached,
+            user=self.user,
         )
         log.close()
         return self

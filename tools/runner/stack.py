@@ -69,11 +69,17 @@ def python_module_launcher(package: str) -> list[str]:
 
 class Stack:
     def __init__(
-        self, topology: Topology, repo_root: Path, launcher: Launcher | None = None
+        self,
+        topology: Topology,
+        repo_root: Path,
+        launcher: Launcher | None = None,
+        service_env_extra: dict[str, str] | None = None,
     ) -> None:
         self.topology = topology
         self.repo_root = repo_root
         self.launcher = launcher or bazel_binary_launcher(repo_root)
+        self.service_env_extra = dict(service_env_extra or {})
+        """More settings for every service, e.g. CONCORD_<SERVICE>_DATABASE_URL."""
 
     def components(self) -> list[Component]:
         t = self.topology
@@ -158,6 +164,7 @@ class Stack:
             "CONCORD_REGISTRY_ADDRESS": f"127.0.0.1:{t.registry_port}",
             **{p.port_env: str(t.port(p.name)) for p in catalogue.CATALOGUE},
             **self._scaled_env(),
+            **self.service_env_extra,
         }
 
     def _scaled_env(self) -> dict[str, str]:

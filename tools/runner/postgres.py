@@ -1,0 +1,154 @@
+"""A PostgreSQL server of our own: one cluster in a data folder, on one loopback port.
+
+`make up-cluster` runs one for the scaled topology (one database per service), and tests run
+one per session with a fresh database per test. The server runs in the foreground as a
+ManagedProcess, listens on 127.0.0.1 only and puts its unix socket in the data folder. It
+refuses to run as root, so as root it runs as the `postgres` system user, which then owns the
+data folder; as anyone else it runs as that user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from tools.runner.process import ManagedProcess
+
+SUPERUSER = "concord"
+SERVICE_ACCOUNT = "postgres"
+"""The system user PostgreSQL runs as when we are root."""
+POSTGRES_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
+
+
+def postgres_binary(name: str) -> Path:
+    """initdb / postgres: from CONCORD_POSTGRES_BIN, Debian's folder, or PATH."""
+    for folder in (os.environ.get("CONCORD_POSTGRES_BIN"), *POSTGRES_BIN_DIRS):
+        if folder and (Path(folder) / name).exists():
+            return Path(folder) / name
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found: install PostgreSQL 15 (tools/setup.sh)")
+    return Path(found)
+
+
+def _run_as() -> str | None:
+    return SERVICE_ACCOUNT if os.geteuid() == 0 else None
+
+
+@dataclass
+class PostgresServer:
+    port: int
+    data_dir: Path
+    """Ours alone: the cluster lives in `cluster/` below it, the unix socket beside it."""
+    log_dir: Path
+    durable: bool = True
+    """False only for tests: no fsync (a crash of the machine may lose commits)."""
+    detached: bool = False
+    process: ManagedProcess | None = None
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.data_dir / "cluster"
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def initdb(self) -> None:
+        """Creates the cluster unless it exists: trust on loopback, UTF-8, superuser concord."""
+        if (self.cluster_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        user = _run_as()
+        if user is not None:
+            account = pwd.getpwnam(user)
+            os.chown(self.data_dir, account.pw_uid, account.pw_gid)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            str(postgres_binary("initdb")),
+            "--auth=trust",
+            f"--username={SUPERUSER}",
+            "--encoding=UTF8",
+            "--locale=C",
+            f"--pgdata={self.cluster_dir}",
+        ]
+        if not self.durable:
+            argv.append("--no-sync")
+        with (self.log_dir / "postgres-initdb.log").open("ab") as log:
+            subprocess.run(
+                argv,
+                check=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+                user=user,
+            )
+
+    def argv(self) -> list[str]:
+        argv = [
+            str(postgres_binary("postgres")),
+            "-D",
+            str(self.cluster_dir),
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.data_dir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=200",
+        ]
+        if not self.durable:
+            argv += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+        return argv
+
+    def start(self, timeout_s: float = 60.0) -> PostgresServer:
+        self.initdb()
+        self.process = ManagedProcess(
+            name="postgres",
+            argv=self.argv(),
+            log_path=self.log_dir / "postgres.log",
+            cwd=self.data_dir,
+            detached=self.detached,
+            user=_run_as(),
+        ).start()
+        self.process.wait_until(self.accepts_connections, timeout_s)
+        return self
+
+    def accepts_connections(self) -> bool:
+        try:
+            with psycopg.connect(self.url("postgres"), connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database owned by the superuser; returns its URL."""
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
