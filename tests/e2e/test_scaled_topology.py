@@ -7,8 +7,10 @@ CONFIRMED against it. `down` stops every process."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,14 +40,19 @@ SCALED_PROCESSES = {
 
 
 @pytest.fixture
-def scaled_stack(tmp_path: Path) -> Iterator[Stack]:
-    topology = Topology.on_free_ports(tmp_path / "data").scaled(Scale.on_free_ports())
+def scaled_stack() -> Iterator[Stack]:
+    """The scaled stack in a folder under /tmp: as root, PostgreSQL runs as `postgres`, which
+    cannot enter Bazel's test folders under /root."""
+    folder = Path(tempfile.mkdtemp(prefix="concord-scaled-"))
+    folder.chmod(0o755)
+    topology = Topology.on_free_ports(folder / "data").scaled(Scale.on_free_ports())
     stack = Stack(topology, repo_root=REPO_ROOT, launcher=python_module_launcher)
     try:
         stack.up()
         yield stack
     finally:
         stack.down()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def readme_walk(gateway_port: int) -> str:

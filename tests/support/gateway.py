@@ -26,7 +26,7 @@ from typing import Any
 
 from tests.support.repo import REPO_ROOT
 from tools.runner.binaries import binary
-from tools.runner.gateway import DESCRIPTOR_SET, ROUTE_CLUSTERS, Gateway, GatewaySettings
+from tools.runner.gateway import ROUTE_CLUSTERS, Gateway, GatewaySettings, descriptor_set_in
 from tools.runner.tokens import dev_signing_key, mint_token
 from tools.runner.topology import Topology
 
@@ -35,10 +35,10 @@ HTTP_TIMEOUT_S = 30.0
 
 def descriptor_set_path() -> Path:
     """The transcoder's descriptor set: in runfiles under Bazel, in bazel-bin/ otherwise."""
-    for candidate in (REPO_ROOT / "gateway" / "transcoder.binpb", REPO_ROOT / DESCRIPTOR_SET):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("no transcoder.binpb: add //gateway:config to the target's data")
+    path = descriptor_set_in(REPO_ROOT)
+    if not path.exists():
+        raise FileNotFoundError("no transcoder.binpb: add //gateway:config to the target's data")
+    return path
 
 
 PINNED_CLUSTER = """\

@@ -121,7 +121,7 @@ def up(cluster: bool) -> int:
         return 1
     try:
         stack.up()
-    except (ProcessFailedError, RuntimeError, FileNotFoundError) as error:
+    except (ProcessFailedError, RuntimeError, OSError) as error:
         return start_failed(error)
     print(stack.describe())
     return 0 if smoke(stack, REPO_ROOT) else 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,13 @@ class Component:
     """What `ready` checks, in words: `make up` says it while it waits."""
     prepare: Callable[[], object] | None = None
     """Run by `make up` just before it starts the process (Envoy's config is written here)."""
+    after_ready: Callable[[], object] | None = None
+    """Run by `make up` once it answers, also when it was already running (PostgreSQL's
+    databases are created here); must be idempotent."""
+    user: str | None = None
+    """The system user it runs as (PostgreSQL refuses root); None: whoever runs `make up`."""
+    cwd: Path | None = None
+    """Its working folder; None: the repository."""
     marker: str = ""
     """What its command line holds (`orders` for the instance named `orders-2`); the name when
     empty. A pid file only counts when the live process's command line has it."""

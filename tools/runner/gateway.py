@@ -232,6 +232,13 @@ class Gateway:
             self.process.stop()
 
 
+def descriptor_set_in(repo_root: Path) -> Path:
+    """The transcoder's descriptor set: in a test's runfiles (`gateway/transcoder.binpb`), else
+    where `make build` puts it; the latter when neither exists, for `make up` to name."""
+    runfiles = repo_root / "gateway" / "transcoder.binpb"
+    return runfiles if runfiles.exists() else repo_root / DESCRIPTOR_SET
+
+
 def gateway_component(topology: Topology, repo_root: Path) -> Component:
     """Envoy as the last component of `make up`, once the services it routes to are up.
 
@@ -241,7 +248,7 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
     or set up, and a missing file (descriptor set, OpenAPI document, Swagger UI) fails `make up`
     with what to run.
     """
-    gateway = Gateway(topology, repo_root, repo_root / DESCRIPTOR_SET)
+    gateway = Gateway(topology, repo_root, descriptor_set_in(repo_root))
     return Component(
         name="envoy",
         address=(

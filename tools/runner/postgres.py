@@ -41,6 +41,27 @@ def _run_as() -> str | None:
     return SERVICE_ACCOUNT if os.geteuid() == 0 else None
 
 
+def _check_reachable(folder: Path, account: pwd.struct_passwd) -> None:
+    """Fails with what to do when `account` cannot enter every folder above `folder` (a clone
+    under /root, mode 700): the server would die at start with a less helpful message."""
+    for parent in folder.absolute().parents:
+        mode = parent.stat()
+        others_enter = mode.st_mode & 0o001
+        owner_enters = mode.st_uid == account.pw_uid and mode.st_mode & 0o100
+        group_enters = mode.st_gid == account.pw_gid and mode.st_mode & 0o010
+        if not (others_enter or owner_enters or group_enters):
+            raise PermissionError(
+                f"PostgreSQL runs as the {account.pw_name} user (it refuses root), which cannot"
+                f" enter {parent}: set CONCORD_DATA_DIR to a folder it can reach (for example"
+                " /var/tmp/concord), or clone the repository outside that folder"
+            )
+
+
+def postgres_url(port: int, database: str) -> str:
+    """A database on a server of ours: the superuser, trusted on loopback."""
+    return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database}"
+
+
 @dataclass
 class PostgresServer:
     port: int
@@ -56,8 +77,13 @@ class PostgresServer:
     def cluster_dir(self) -> Path:
         return self.data_dir / "cluster"
 
+    @property
+    def run_as(self) -> str | None:
+        """The system user the server runs as: `postgres` when we are root."""
+        return _run_as()
+
     def url(self, database: str) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+        return postgres_url(self.port, database)
 
     def initdb(self) -> None:
         """Creates the cluster unless it exists: trust on loopback, UTF-8, superuser concord."""
@@ -67,6 +93,7 @@ class PostgresServer:
         user = _run_as()
         if user is not None:
             account = pwd.getpwnam(user)
+            _check_reachable(self.data_dir, account)
             os.chown(self.data_dir, account.pw_uid, account.pw_gid)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         argv = [
@@ -123,7 +150,7 @@ class PostgresServer:
             log_path=self.log_dir / "postgres.log",
             cwd=self.data_dir,
             detached=self.detached,
-            user=_run_as(),
+            user=self.run_as,
         ).start()
         self.process.wait_until(self.accepts_connections, timeout_s)
         return self
@@ -139,6 +166,14 @@ class PostgresServer:
         """A new, empty database owned by the superuser; returns its URL."""
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def ensure_database(self, name: str) -> str:
+        """`create_database` unless it exists; returns its URL."""
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if exists.fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def drop_database(self, name: str) -> None:

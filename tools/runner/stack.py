@@ -26,6 +26,7 @@ from tools.runner.health import grpc_serving
 from tools.runner.liveness import GONE_STATES, alive_and_ours, process_state
 from tools.runner.nats import NatsCluster, NatsServer
 from tools.runner.ports import wait_until_bindable
+from tools.runner.postgres import PostgresServer, postgres_url
 from tools.runner.process import ManagedProcess
 from tools.runner.topology import Topology
 
@@ -35,10 +36,6 @@ STOP_GRACE_S = 15.0
 READY_TIMEOUT_S = 60.0
 PORT_FREE_TIMEOUT_S = 90.0
 """How long `up` waits for a port still held by a closing connection (TIME_WAIT lasts 60 s)."""
-
-
-def postgres_url(port: int, database: str) -> str:
-    return f"postgresql://concord@127.0.0.1:{port}/{database}"
 
 
 class State(StrEnum):
@@ -117,7 +114,35 @@ class Stack:
         return cluster.nodes
 
     def _storage(self) -> list[Component]:
-        return []
+        """The scaled topology's PostgreSQL, with a database for each shop service; none in the
+        embedded default, whose services keep SQLite files in the data folder."""
+        t = self.topology
+        if t.scale is None:
+            return []
+        server = PostgresServer(
+            port=t.scale.postgres_port, data_dir=t.data_dir / "postgres", log_dir=t.log_dir
+        )
+
+        def create_databases() -> None:
+            for name in SERVICES:
+                server.ensure_database(name)
+
+        return [
+            Component(
+                name="postgres",
+                address=f"127.0.0.1:{server.port}",
+                argv=server.argv(),
+                ready=server.accepts_connections,
+                waits_for=f"PostgreSQL accepting connections on 127.0.0.1:{server.port}",
+                env={},
+                note=f"PostgreSQL 15: databases {', '.join(SERVICES)}, one per service",
+                ports=(server.port,),
+                prepare=server.initdb,
+                after_ready=create_databases,
+                user=server.run_as,
+                cwd=server.data_dir,
+            )
+        ]
 
     def registry(self, extra_env: dict[str, str] | None = None) -> Component:
         """First: every service registers with it, and Envoy learns its endpoints from it."""
@@ -252,6 +277,8 @@ class Stack:
             pid = self._live_pid(component)
             if pid is not None and component.ready():
                 print(f"{component.name}: already running (pid {pid})")
+                if component.after_ready is not None:
+                    component.after_ready()
                 continue
             if pid is not None:
                 print(f"{component.name}: pid {pid} is alive but not answering; restarting it")
@@ -266,8 +293,9 @@ class Stack:
                 argv=component.argv,
                 log_path=self.topology.log_dir / f"{component.name}.log",
                 env=component.env,
-                cwd=self.repo_root,
+                cwd=component.cwd or self.repo_root,
                 detached=True,
+                user=component.user,
             ).start()
             self._pid_file(component.name).write_text(str(process.pid))
             print(
@@ -276,6 +304,8 @@ class Stack:
                 flush=True,
             )
             process.wait_until(component.ready, READY_TIMEOUT_S)
+            if component.after_ready is not None:
+                component.after_ready()
             print(f"{component.name}: started in {time.monotonic() - began:.1f} s")
 
     def down(self) -> None:
