@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from runtime.database import Connection, Database
@@ -35,9 +33,12 @@ MIGRATIONS = [
 """The `leases` group of every service's database."""
 
 
-def new_holder() -> str:
-    """Names this process: host, pid and a random part (a restarted pid is another holder)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def new_holder(address: str) -> str:
+    """Names this instance by its host and the address it serves on. No two live processes can
+    listen on one address of one host, so a process restarted on its address after a kill -9
+    is the same holder and takes its leases back at once, instead of waiting out the TTL of
+    the dead one's; another instance is another holder."""
+    return f"{socket.gethostname()}/{address}"
 
 
 def _claim(conn: Connection, name: str, holder: str, now: float, ttl_s: float) -> bool:

@@ -200,7 +200,7 @@ async def serve(
             singletons = {"outbox-relay": relay.run, **parts.singletons}
         else:
             singletons = dict(parts.singletons)
-        holder = lease.new_holder()
+        holder = lease.new_holder(settings.address)
         for name, singleton in singletons.items():
             job_lease = lease.Lease(db, name, holder, settings.lease_ttl_s)
             tasks.start(name, partial(lease.hold, job_lease, singleton))

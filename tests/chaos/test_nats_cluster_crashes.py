@@ -1,4 +1,5 @@
-"""The shop on a three-node JetStream cluster, streams at three replicas, under a load of
+"""The shop on a three-node JetStream cluster, streams at three replicas, each service on its
+own PostgreSQL database (the scaled topology's storage and messaging), under a load of
 concurrent orders: kill -9 the JetStream meta leader, then the leader of the orders events
 stream, each mid-load, and restart them. Every order still ends in exactly one terminal state,
 with no event twice in its history, stock and credit balance to the unit, and the restarted
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import pytest
 from shop.orders.v1 import orders_pb2
 
 from runtime.streams import stream_configs
@@ -65,8 +67,14 @@ async def kill_and_restart(cluster: NatsCluster, server_name: str) -> None:
     await asyncio.to_thread(cluster.start_node, server_name)
 
 
+@pytest.fixture
+def storage() -> str:
+    """The scaled topology's storage: every service on its own PostgreSQL database."""
+    return "postgresql"
+
+
 async def test_shop_survives_the_loss_of_nats_leaders_under_load(
-    cluster_services: ServiceRunner, nats_cluster: NatsCluster, topology: Topology
+    storage: str, cluster_services: ServiceRunner, nats_cluster: NatsCluster, topology: Topology
 ) -> None:
     cluster_services.start("inventory", env=FAST_REDELIVERY)
     cluster_services.start("payments", env=FAST_REDELIVERY)

@@ -1,6 +1,8 @@
-"""kill -9 at every step of the place-order saga, in every process, and a nats-server restart:
-each order still reaches the terminal state it would have reached, with stock and credit
-exact and nothing reserved or charged twice."""
+"""kill -9 at every step of the place-order saga, in every process, and a restart of the
+messaging: each order still reaches the terminal state it would have reached, with stock and
+credit exact and nothing reserved or charged twice. On both topologies: the embedded default
+(SQLite, one nats-server) and the scaled one's storage and messaging (PostgreSQL, three
+clustered nats-servers with streams at three replicas)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from runtime import catalogue
 from tests.support.processes import RunningService, ServiceRunner
 from tests.support.saga_outcomes import released, settled_once
 from tests.support.shop import Shop, shop_client
-from tools.runner.nats import NatsServer
+from tools.runner.nats import NatsCluster, NatsServer
 from tools.runner.topology import Topology
 
 FAST_REDELIVERY = {"CONCORD_CONSUMER_ACK_WAIT_S": "1"}
@@ -27,6 +29,7 @@ CRASH_WAIT_S = 30.0
 class World:
     services: ServiceRunner
     shop: Shop
+    messaging: NatsServer | NatsCluster
 
     def start(self, name: str, crash_at: str | None = None) -> RunningService:
         env = dict(FAST_REDELIVERY)
@@ -35,10 +38,45 @@ class World:
         return self.services.start(name, env=env)
 
 
+DEPLOYMENTS = {"embedded": "sqlite", "scaled": "postgresql"}
+"""Each topology's storage backend."""
+
+
+@pytest.fixture(params=list(DEPLOYMENTS))
+def deployment(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def world(services: ServiceRunner, topology: Topology) -> AsyncIterator[World]:
+def storage(deployment: str) -> str:
+    """The conftest's `storage`, chosen by the topology (the `stack` fixture reads it)."""
+    return DEPLOYMENTS[deployment]
+
+
+@pytest.fixture
+async def world(
+    deployment: str, storage: str, topology: Topology, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    if deployment == "embedded":
+        services = request.getfixturevalue("services")
+        messaging = request.getfixturevalue("nats_server")
+    else:
+        services = request.getfixturevalue("cluster_services")
+        messaging = request.getfixturevalue("nats_cluster")
     async with shop_client(topology) as shop:
-        yield World(services, shop)
+        yield World(services, shop, messaging)
+
+
+def restart_messaging(messaging: NatsServer | NatsCluster) -> None:
+    """kill -9 every nats-server (one, or every node of the cluster), then start them again
+    from what they have on disk."""
+    if isinstance(messaging, NatsServer):
+        messaging.kill()
+        messaging.start()
+        return
+    for node in messaging.nodes:
+        node.kill()
+    messaging.start()
 
 
 async def died(service: RunningService) -> None:
@@ -132,9 +170,9 @@ async def test_declined_order_killed_before_ack_still_rejects_once(world: World)
     assert (await world.shop.credit("bob")).available_minor == 500
 
 
-async def test_nats_restart_mid_saga(world: World, nats_server: NatsServer) -> None:
-    """With payments away the saga waits at the authorisation step; nats-server is killed and
-    restarted (JetStream on disk) before payments returns; the order still confirms once."""
+async def test_nats_restart_mid_saga(world: World) -> None:
+    """With payments away the saga waits at the authorisation step; every nats-server is killed
+    and restarted (JetStream on disk) before payments returns; the order still confirms once."""
     world.start("inventory")
     payments = world.start("payments")
     world.start("orders")
@@ -149,7 +187,6 @@ async def test_nats_restart_mid_saga(world: World, nats_server: NatsServer) -> N
         await asyncio.sleep(0.05)
     assert (await world.shop.stock(product)).stock_reserved == 2
     assert (await world.shop.get("alice", order_id)).status == orders_pb2.ORDER_STATUS_PENDING
-    nats_server.kill()
-    nats_server.start()
+    restart_messaging(world.messaging)
     world.start("payments")
     await assert_confirmed_once(world, "alice", order_id, product)

@@ -82,9 +82,13 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "nats.conf"
+
     def write_config(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        config = self.data_dir / "nats.conf"
+        config = self.config_path
         text = CONFIG_TEMPLATE.format(
             server_name=self.server_name or f"concord_{self.port}",
             port=self.port,
@@ -97,15 +101,16 @@ class NatsServer:
         return config
 
     def argv(self) -> list[str]:
-        """Writes the config and returns the command that runs this server (the stack runs it
-        as a detached component)."""
-        return [str(binary("nats-server")), "-c", str(self.write_config())]
+        """The command that runs this server once its config is written (`write_config`: the
+        stack does it just before it starts the node, so `status` and `down` write nothing)."""
+        return [str(binary("nats-server")), "-c", str(self.config_path)]
 
     def ready(self) -> bool:
         return port_open("127.0.0.1", self.port)
 
     def launch(self) -> ManagedProcess:
         """Starts the process without waiting for it (a cluster starts all its nodes first)."""
+        self.write_config()
         self.process = ManagedProcess(
             name=self.name,
             argv=self.argv(),

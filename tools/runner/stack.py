@@ -171,6 +171,7 @@ class Stack:
             name=node.name,
             address=f"127.0.0.1:{node.port} (monitor 127.0.0.1:{node.monitor_port})",
             argv=node.argv(),
+            prepare=node.write_config,
             ready=node.ready,
             waits_for=f"port {node.port} to accept connections",
             env={},
