@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.repo import REPO_ROOT
+from tools.runner.gateway import gateway_component
 from tools.runner.gateway_limits import GatewayLimitsError, settings_from_environment
 from tools.runner.gateway_settings import GatewaySettings, RouteLimit
 from tools.runner.routes import RouteKind, envoy_route, service_routes
+from tools.runner.topology import Topology
 
 RATE_LIMIT_FILTER = "envoy.filters.http.local_ratelimit"
 
@@ -162,3 +165,16 @@ def test_every_route_to_a_service_has_a_bucket_per_verified_customer_and_a_globa
         ]
         assert config["max_dynamic_descriptors"] == s.tracked_customers
     assert s.grpc.per_customer == RouteLimit.per_second(3)
+
+
+def test_make_up_reads_the_limits_when_it_renders_envoys_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before Envoy starts, not when the stack is listed: `make down` and `make status` work
+    whatever the environment holds."""
+    monkeypatch.setenv("CONCORD_GATEWAY_GLOBAL_WRITES_PER_S", "lots")
+    envoy = gateway_component(Topology.on_free_ports(tmp_path), REPO_ROOT)
+
+    assert envoy.prepare is not None
+    with pytest.raises(GatewayLimitsError, match="CONCORD_GATEWAY_GLOBAL_WRITES_PER_S='lots'"):
+        envoy.prepare()
