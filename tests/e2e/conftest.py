@@ -18,7 +18,7 @@ import pytest
 from runtime.server import SERVER_OPTIONS
 from tests.support.gateway import running_gateway
 from tests.support.processes import REGISTRY, RunningService, ServiceRunner
-from tools.runner.gateway import Gateway, GatewaySettings, RouteLimit
+from tools.runner.gateway import Gateway, GatewaySettings, RouteLimit, RouteLimits
 from tools.runner.process import ManagedProcess
 from tools.runner.topology import Topology
 
@@ -35,11 +35,23 @@ def lone_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield gateway
 
 
-# Small buckets that never refill during a test, so the request that crosses the limit is known.
+NEVER_REFILLED_S = 3600
+"""A bucket's fill interval in the tests: it never refills during a test, so the request that
+crosses a limit is known whatever the machine's speed."""
+
+
+def never_refilled(per_customer: int, global_guard: int) -> RouteLimits:
+    return RouteLimits(
+        per_customer=RouteLimit(burst=per_customer, fill_interval_s=NEVER_REFILLED_S),
+        global_guard=RouteLimit(burst=global_guard, fill_interval_s=NEVER_REFILLED_S),
+    )
+
+
+# Small buckets per customer; the global guards far above what a test sends.
 STRICT_LIMITS = GatewaySettings(
-    reads=RouteLimit(burst=4, fill_interval_s=3600),
-    writes=RouteLimit(burst=2, fill_interval_s=3600),
-    grpc=RouteLimit(burst=2, fill_interval_s=3600),
+    reads=never_refilled(per_customer=4, global_guard=1000),
+    writes=never_refilled(per_customer=2, global_guard=1000),
+    grpc=never_refilled(per_customer=2, global_guard=1000),
 )
 
 

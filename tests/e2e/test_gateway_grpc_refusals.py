@@ -87,12 +87,12 @@ def test_unknown_service_is_unimplemented(lone_gateway: Gateway) -> None:
 def test_rate_limited_call_is_resource_exhausted_with_retry_after(
     strict_gateway: Gateway,
 ) -> None:
-    for _ in range(STRICT_LIMITS.grpc.burst):
+    for _ in range(STRICT_LIMITS.grpc.per_customer.burst):
         refused_list_orders(strict_gateway, authorised())
     error = refused_list_orders(strict_gateway, authorised())
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     trailers = dict(error.trailing_metadata() or ())
-    assert trailers["retry-after"] == str(STRICT_LIMITS.grpc.fill_interval_s)
+    assert trailers["retry-after"] == str(STRICT_LIMITS.grpc.retry_after_s)
 
 
 def test_route_timeout_is_deadline_exceeded(tmp_path: Path, silent_upstream: socket.socket) -> None:

@@ -27,7 +27,13 @@ from tests.support.gateway import admin_token, call, running_gateway, token_for
 from tests.support.generated_requests import json_schema, request_bytes, rest_calls
 from tests.support.processes import REGISTRY, ServiceRunner
 from tests.support.repo import built
-from tools.runner.gateway import Gateway, GatewaySettings, RouteLimit, public_services
+from tools.runner.gateway import (
+    Gateway,
+    GatewaySettings,
+    RouteLimit,
+    RouteLimits,
+    public_services,
+)
 from tools.runner.topology import Topology
 
 REST_EXAMPLES = 1000
@@ -36,11 +42,10 @@ CALL_TIMEOUT_S = 10.0
 """A bound on one call: an answer that takes longer counts as a hang."""
 
 # Far above what the test sends, so its requests reach the services instead of the limiter.
-UNLIMITED = GatewaySettings(
-    reads=RouteLimit(burst=1_000_000, fill_interval_s=1),
-    writes=RouteLimit(burst=1_000_000, fill_interval_s=1),
-    grpc=RouteLimit(burst=1_000_000, fill_interval_s=1),
+UNLIMITED_ROUTE = RouteLimits(
+    per_customer=RouteLimit(burst=1_000_000), global_guard=RouteLimit(burst=1_000_000)
 )
+UNLIMITED = GatewaySettings(reads=UNLIMITED_ROUTE, writes=UNLIMITED_ROUTE, grpc=UNLIMITED_ROUTE)
 FORBIDDEN_CODES = {
     grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.INTERNAL,

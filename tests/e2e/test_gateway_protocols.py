@@ -114,10 +114,10 @@ def test_authenticated_call_to_a_service_that_is_down_is_unavailable(
 
 
 def test_every_protocol_draws_on_the_same_route_bucket(strict_gateway: Gateway) -> None:
-    """The gRPC route's bucket counts calls in every protocol; beyond it each gets
-    RESOURCE_EXHAUSTED in its own form."""
+    """The gRPC route's bucket for a customer counts their calls in every protocol; beyond it
+    each gets RESOURCE_EXHAUSTED in its own form."""
     token = token_for("alice")
-    for _ in range(STRICT_LIMITS.grpc.burst):
+    for _ in range(STRICT_LIMITS.grpc.per_customer.burst):
         admitted = buf_curl(strict_gateway, BufProtocol.CONNECT, LIST_ORDERS, {}, token)
         assert admitted.error()["code"] == "unavailable"  # nothing behind this Envoy
 

@@ -97,7 +97,7 @@ def test_rate_limited_writes_never_reach_the_service(
 ) -> None:
     services.start("inventory")
     token = admin_token()  # creating products is the shop's job
-    burst = STRICT_LIMITS.writes.burst
+    burst = STRICT_LIMITS.writes.per_customer.burst
 
     replies = [
         call(strict_gateway, "POST", "/v1/products", token=token, body=product(f"SKU-{i}"))
@@ -106,7 +106,7 @@ def test_rate_limited_writes_never_reach_the_service(
 
     assert [r.status for r in replies] == [200] * burst + [429, 429]
     assert replies[-1].json()["code"] == 8
-    assert replies[-1].headers["retry-after"] == str(STRICT_LIMITS.writes.fill_interval_s)
+    assert replies[-1].headers["retry-after"] == str(STRICT_LIMITS.writes.retry_after_s)
     listed = call(strict_gateway, "GET", "/v1/products", token=token).json()
     assert sorted(p["sku"] for p in listed["products"]) == [f"SKU-{i}" for i in range(burst)]
 

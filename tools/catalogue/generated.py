@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runtime import catalogue
-from tools.runner.gateway import GatewaySettings
+from tools.runner.gateway import GatewaySettings, RouteLimits
 from tools.runner.routes import Route, RouteKind, service_routes
 
 HEADER = "Generated from runtime/catalogue.py by `python -m tools.catalogue`; do not edit."
@@ -46,19 +46,25 @@ def catalogue_bzl() -> str:
     )
 
 
+def _buckets(name: str, limits: RouteLimits) -> str:
+    """The default sizes (docs/gateway.md says how to change them)."""
+    customer, guard = limits.per_customer, limits.global_guard
+    return f"{name}: {customer.refill}/s per customer, {guard.refill}/s in all"
+
+
 def _route_row(route: Route, s: GatewaySettings) -> str:
     if route.kind is RouteKind.WRITE:
-        match, bucket = f"`POST {route.match}...`", f"writes: {s.writes.burst}/s"
+        match, bucket = f"`POST {route.match}...`", _buckets("writes", s.writes)
         timeout = f"{s.write_timeout_s} s"
     elif route.kind is RouteKind.READ:
-        match, bucket = f"other `{route.match}...`", f"reads: {s.reads.burst}/s"
+        match, bucket = f"other `{route.match}...`", _buckets("reads", s.reads)
         timeout = f"{s.read_timeout_s} s"
     elif route.kind is RouteKind.GRPC:
-        match, bucket = f"gRPC `{route.match}*`", f"grpc: {s.grpc.burst}/s"
+        match, bucket = f"gRPC `{route.match}*`", _buckets("grpc", s.grpc)
         timeout = f"{s.write_timeout_s} s (or the client's `grpc-timeout`, if shorter)"
     else:
         match = "gRPC `/grpc.reflection.v1(alpha).ServerReflection/*`"
-        bucket, timeout = f"grpc: {s.grpc.burst}/s", f"stream, {s.read_timeout_s} s idle"
+        bucket, timeout = _buckets("grpc", s.grpc), f"stream, {s.read_timeout_s} s idle"
         cluster = f"`{route.cluster}`: the registry, public services only"
         return f"| `{route.name}` | {match} | {cluster} | {bucket} | {timeout} |"
     return f"| `{route.name}` | {match} | `{route.cluster}` | {bucket} | {timeout} |"

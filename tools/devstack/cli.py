@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tools.devstack import logs, operators_cli, registry_cli, traces
 from tools.devstack.smoke import smoke
+from tools.runner.gateway_limits import GatewayLimitsError
 from tools.runner.process import ProcessFailedError
 from tools.runner.stack import SERVICES, Stack
 from tools.runner.tokens import DEFAULT_TTL_S, KNOWN_ROLES, MAX_TTL_S, mint_dev_token
@@ -121,7 +122,7 @@ def up(cluster: bool) -> int:
         return 1
     try:
         stack.up()
-    except (ProcessFailedError, RuntimeError, OSError) as error:
+    except (ProcessFailedError, RuntimeError, OSError, GatewayLimitsError) as error:
         return start_failed(error)
     print(stack.describe())
     return 0 if smoke(stack, REPO_ROOT) else 1

@@ -1,6 +1,7 @@
 """The Envoy gateway: renders gateway/envoy.yaml.tmpl from the Topology and starts Envoy.
 
-Ports come from the Topology, limits from `GatewaySettings` and the routes to the services
+Ports come from the Topology, limits from `GatewaySettings` (its rate limits from the
+environment under `make up`: gateway_limits.py) and the routes to the services
 from the catalogue (tools/runner/routes.py), so `make up` and the tests
 (which run their own gateway on free ports, sometimes with tiny rate limits) share one
 template. The descriptor set is the one Bazel builds from proto/, never a copy. The route
@@ -24,8 +25,10 @@ from urllib.parse import urlsplit
 from runtime import catalogue
 from tools.runner.binaries import binary
 from tools.runner.component import Component
+from tools.runner.gateway_limits import settings_from_environment
 from tools.runner.gateway_settings import GatewaySettings as GatewaySettings
 from tools.runner.gateway_settings import RouteLimit as RouteLimit
+from tools.runner.gateway_settings import RouteLimits as RouteLimits
 from tools.runner.process import ManagedProcess
 from tools.runner.routes import envoy_route, service_routes
 from tools.runner.topology import Topology
@@ -88,9 +91,6 @@ def render_config(
         ),
         "max_ui_file_bytes": MAX_FILE_BYTES,
     }
-    for name, limit in (("read", s.reads), ("write", s.writes), ("grpc", s.grpc)):
-        values[f"{name}_burst"] = limit.burst
-        values[f"{name}_fill_interval_s"] = limit.fill_interval_s
     values.update(otlp_collector(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")))
     values.update({k: v for k, v in asdict(s).items() if not isinstance(v, dict)})
     values["cors_allowed_origins"] = json.dumps([{"exact": o} for o in s.cors_allowed_origins])
@@ -246,9 +246,15 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
     first request after `make up` reaches a service. The config is rendered only when `make up`
     starts it (`prepare`), so `make status` and `make down` work on a tree that was never built
     or set up, and a missing file (descriptor set, OpenAPI document, Swagger UI) fails `make up`
-    with what to run.
+    with what to run. The rate limits are read from the environment there too
+    (gateway_limits.py), so a bad value fails `make up` with its name, not `make down`.
     """
     gateway = Gateway(topology, repo_root, descriptor_set_in(repo_root))
+
+    def prepare() -> Path:
+        gateway.settings = settings_from_environment()
+        return gateway.write_config()
+
     return Component(
         name="envoy",
         address=(
@@ -264,5 +270,5 @@ def gateway_component(topology: Topology, repo_root: Path) -> Component:
         note="gateway: REST + gRPC, JWT, rate limits; endpoints from the registry (ADS)",
         ports=(topology.gateway_port, topology.gateway_admin_port),
         metrics_url=f"http://127.0.0.1:{topology.gateway_admin_port}/stats/prometheus",
-        prepare=gateway.write_config,
+        prepare=prepare,
     )

@@ -1,26 +1,75 @@
 """Every limit and timeout the gateway enforces (`GatewaySettings`), apart from the gateway
-itself so the routes (routes.py) and the template's renderer (gateway.py) can both read them."""
+itself so the routes (routes.py) and the template's renderer (gateway.py) can both read them.
+The rate limits can also come from the environment or a file (gateway_limits.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+BURST_SECONDS = 2
+"""A bucket's default size, in seconds of its rate: a client may send two seconds' worth at
+once, then its rate."""
+
 
 @dataclass(frozen=True)
 class RouteLimit:
-    """A token bucket: `burst` requests per `fill_interval_s`, refilled all at once."""
+    """A token bucket: holds at most `burst` requests and gets `tokens_per_fill` of them back
+    every `fill_interval_s` (the whole bucket when unset)."""
 
     burst: int
-    fill_interval_s: int
+    fill_interval_s: int = 1
+    tokens_per_fill: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.burst < 1 or self.fill_interval_s < 1:
+            raise ValueError(f"{self}: burst and fill_interval_s must be at least 1")
+        if self.tokens_per_fill is not None and not 1 <= self.tokens_per_fill <= self.burst:
+            raise ValueError(f"{self}: tokens_per_fill must be between 1 and burst")
+
+    @classmethod
+    def per_second(cls, rate: int, burst: int | None = None) -> RouteLimit:
+        """`rate` requests a second, up to `burst` at once (BURST_SECONDS of the rate when
+        unset)."""
+        return cls(burst=rate * BURST_SECONDS if burst is None else burst, tokens_per_fill=rate)
+
+    @property
+    def refill(self) -> int:
+        return self.burst if self.tokens_per_fill is None else self.tokens_per_fill
+
+
+@dataclass(frozen=True)
+class RouteLimits:
+    """The buckets of every route of one kind (reads, writes, gRPC). Each route has its own:
+    one per customer, keyed on the verified token's subject, and one global guard for all
+    customers together, sized far above one customer's so it only trips when the sum of them
+    would overload the services. A request needs a token from both."""
+
+    per_customer: RouteLimit
+    global_guard: RouteLimit
+
+    @property
+    def retry_after_s(self) -> int:
+        """What a refused client is told to wait: the longest either bucket takes to give a
+        token back (the reply does not say which one refused)."""
+        return max(self.per_customer.fill_interval_s, self.global_guard.fill_interval_s)
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
     """Every limit and timeout the gateway enforces, with its unit in its name."""
 
-    reads: RouteLimit = RouteLimit(burst=200, fill_interval_s=1)
-    writes: RouteLimit = RouteLimit(burst=50, fill_interval_s=1)
-    grpc: RouteLimit = RouteLimit(burst=200, fill_interval_s=1)
+    reads: RouteLimits = RouteLimits(
+        per_customer=RouteLimit.per_second(100), global_guard=RouteLimit.per_second(2000)
+    )
+    writes: RouteLimits = RouteLimits(
+        per_customer=RouteLimit.per_second(20), global_guard=RouteLimit.per_second(400)
+    )
+    grpc: RouteLimits = RouteLimits(
+        per_customer=RouteLimit.per_second(100), global_guard=RouteLimit.per_second(2000)
+    )
+    tracked_customers: int = 10_000
+    """Customers whose buckets each route remembers (Envoy's max_dynamic_descriptors): beyond
+    it the least recently seen one's bucket is dropped and starts full when it comes back."""
     read_timeout_s: int = 5
     write_timeout_s: int = 15
     connect_timeout_s: int = 1

@@ -6,7 +6,10 @@ the catalogue routes it, and gateway/README.md's route table is generated from t
 (`python -m tools.catalogue`). Each route is written into the template as one JSON object,
 which YAML reads as it is.
 
-Per process with a REST prefix: a write route (POST: its own smaller bucket, longer timeout,
+Every route to a service has its own rate limit buckets, sized by its kind: one per customer
+and a global guard (`_limit`, docs/gateway.md "Rate limits").
+
+Per process with a REST prefix: a write route (POST: smaller buckets, longer timeout,
 retried only on a refused stream, the one failure that proves the service never saw it; a
 write that did not connect is a 503 the client retries with its idempotency key) and a read
 route (everything else on the prefix: safe to repeat, so a refused connection or UNAVAILABLE is
@@ -24,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from runtime import catalogue
-from tools.runner.gateway_settings import GatewaySettings, RouteLimit
+from tools.runner.gateway_settings import GatewaySettings, RouteLimit, RouteLimits
 
 REFLECTION_CLUSTER = "public_reflection"
 """The template's static cluster for reflection: the registry's port."""
@@ -71,23 +74,57 @@ def service_routes() -> list[Route]:
     return routes
 
 
-def _limit(kind: str, limit: RouteLimit) -> dict[str, Any]:
-    """A route's own token bucket (each route has its own, even with equal settings)."""
+CUSTOMER_HEADER = "x-customer-id"
+"""Set by jwt_authn from the verified token's subject, after the header_mutation filter has
+removed any copy the client sent (gateway/envoy.yaml.tmpl): the only customer id a bucket may
+be keyed on."""
+CUSTOMER_DESCRIPTOR = "customer"
+
+
+def _bucket(limit: RouteLimit) -> dict[str, Any]:
+    return {
+        "max_tokens": limit.burst,
+        "tokens_per_fill": limit.refill,
+        "fill_interval": f"{limit.fill_interval_s}s",
+    }
+
+
+def _limit(kind: str, limits: RouteLimits, tracked_customers: int) -> dict[str, Any]:
+    """A route's own buckets (each route has its own, even with equal settings): the global
+    guard is the default bucket, which every request takes a token from; the descriptor with no
+    value is a wildcard, a bucket per distinct customer id, checked first, so a customer over
+    their limit uses up none of the guard's tokens."""
     always = {"numerator": 100, "denominator": "HUNDRED"}
     return {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
         "stat_prefix": kind,
-        "token_bucket": {
-            "max_tokens": limit.burst,
-            "tokens_per_fill": limit.burst,
-            "fill_interval": f"{limit.fill_interval_s}s",
-        },
+        "token_bucket": _bucket(limits.global_guard),
+        "rate_limits": [
+            {
+                "actions": [
+                    {
+                        "request_headers": {
+                            "header_name": CUSTOMER_HEADER,
+                            "descriptor_key": CUSTOMER_DESCRIPTOR,
+                        }
+                    }
+                ]
+            }
+        ],
+        "descriptors": [
+            {
+                "entries": [{"key": CUSTOMER_DESCRIPTOR}],
+                "token_bucket": _bucket(limits.per_customer),
+            }
+        ],
+        "max_dynamic_descriptors": tracked_customers,
+        "always_consume_default_token_bucket": True,
         "filter_enabled": {"default_value": always, "runtime_key": f"rate_limit.{kind}.enabled"},
         "filter_enforced": {"default_value": always, "runtime_key": f"rate_limit.{kind}.enforced"},
         "rate_limited_as_resource_exhausted": True,
         "response_headers_to_add": [
             {
-                "header": {"key": "retry-after", "value": str(limit.fill_interval_s)},
+                "header": {"key": "retry-after", "value": str(limits.retry_after_s)},
                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
             }
         ],
@@ -128,7 +165,7 @@ def envoy_route(route: Route, s: GatewaySettings) -> dict[str, Any]:
                 # found a killed replica goes to another one instead of failing the client.
                 "retry_policy": _retry("connect-failure,refused-stream", s),
             },
-            "typed_per_filter_config": {ratelimit: _limit("write", s.writes)},
+            "typed_per_filter_config": {ratelimit: _limit("write", s.writes, s.tracked_customers)},
         }
     if route.kind is RouteKind.READ:
         return {
@@ -139,7 +176,7 @@ def envoy_route(route: Route, s: GatewaySettings) -> dict[str, Any]:
                 "timeout": f"{s.read_timeout_s}s",
                 "retry_policy": _retry("connect-failure,refused-stream,unavailable", s),
             },
-            "typed_per_filter_config": {ratelimit: _limit("read", s.reads)},
+            "typed_per_filter_config": {ratelimit: _limit("read", s.reads, s.tracked_customers)},
         }
     if route.kind is RouteKind.GRPC:
         return {
@@ -157,7 +194,7 @@ def envoy_route(route: Route, s: GatewaySettings) -> dict[str, Any]:
                 },
                 "retry_policy": _retry("connect-failure,refused-stream", s),
             },
-            "typed_per_filter_config": {ratelimit: _limit("grpc", s.grpc)},
+            "typed_per_filter_config": {ratelimit: _limit("grpc", s.grpc, s.tracked_customers)},
         }
     return {
         "name": route.name,
@@ -172,7 +209,7 @@ def envoy_route(route: Route, s: GatewaySettings) -> dict[str, Any]:
             },
         },
         "typed_per_filter_config": {
-            ratelimit: _limit("grpc", s.grpc),
+            ratelimit: _limit("grpc", s.grpc, s.tracked_customers),
             "envoy.filters.http.buffer": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute",
                 "disabled": True,
