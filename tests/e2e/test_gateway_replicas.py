@@ -1,5 +1,6 @@
 """Two instances of a service behind the real gateway, sharing its database and its durable
-JetStream consumers, as the scaled topology runs them (docs/deploy.md).
+JetStream consumers, as the scaled topology runs them (docs/deploy.md); on SQLite (two
+processes on one file) and on PostgreSQL (one database).
 
 - Two inventory instances race for the last units of a product: each takes ReserveStock
   commands from the one work queue, and the database decides (SQLite's write lock, PostgreSQL's
@@ -125,7 +126,7 @@ BUYERS = 12
 
 
 def test_two_inventory_instances_sell_the_last_units_once(
-    services: ServiceRunner, gateway: Gateway
+    storage: str, services: ServiceRunner, gateway: Gateway
 ) -> None:
     first = services.start("inventory", env=ONE_AT_A_TIME)
     second = services.start_instance("inventory", free_port(), env=ONE_AT_A_TIME)
@@ -168,7 +169,7 @@ CRASH_AFTER_STEP = {
 
 
 def test_killed_orders_instance_leaves_every_saga_to_the_other(
-    services: ServiceRunner, gateway: Gateway
+    storage: str, services: ServiceRunner, gateway: Gateway
 ) -> None:
     services.start("inventory")
     services.start("payments")
