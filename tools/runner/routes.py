@@ -10,8 +10,9 @@ Every route to a service has its own rate limit buckets, sized by its kind: one 
 and a global guard (`_limit`, docs/gateway.md "Rate limits").
 
 Per process with a REST prefix: a write route (POST: smaller buckets, longer timeout,
-retried only on a refused stream, the one failure that proves the service never saw it; a
-write that did not connect is a 503 the client retries with its idempotency key) and a read
+retried on another instance only after a failure that proves the service never saw it: a
+refused connection or stream; a write that reached an instance which then died is a 503 the
+client retries with its idempotency key) and a read
 route (everything else on the prefix: safe to repeat, so a refused connection or UNAVAILABLE is
 retried on another instance). Per public gRPC service: a route by service name (a client's
 grpc-timeout honoured up to the write timeout; methods read and write alike, so only failures
