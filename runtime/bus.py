@@ -41,6 +41,7 @@ STREAMS_LOG_EVERY_S = 10.0
 """While the cluster elects its leaders, `ensure_streams` says so at most this often."""
 
 JETSTREAM_NOT_READY = {
+    10005,  # no suitable peers for placement: the meta leader does not know enough nodes yet
     10008,  # JetStream system temporarily unavailable (no meta leader yet)
     10023,  # insufficient resources: fewer peers known than replicas asked for (still forming)
 }
@@ -152,7 +153,10 @@ class Bus:
         for config in stream_configs(self.replicas):
             try:
                 await self.js.add_stream(config)
-            except BadRequestError:  # exists with another definition (e.g. fewer replicas)
+            except BadRequestError as error:
+                if leader_unavailable(error):  # a cluster still forming: retried by the caller
+                    raise
+                # It exists with another definition (e.g. fewer replicas): bring it up to date.
                 await self.js.update_stream(config)
 
     async def publish(self, envelope: Envelope) -> PubAck:

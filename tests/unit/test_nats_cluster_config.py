@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nats.js.errors import BadRequestError
 
+from runtime.bus import leader_unavailable
 from runtime.settings import nats_servers
 from tools.runner.nats import NatsCluster, NatsServer
 
@@ -45,3 +47,19 @@ def test_a_single_server_has_no_cluster_block(tmp_path: Path) -> None:
     config = NatsServer(4222, 8222, tmp_path, tmp_path).write_config().read_text()
     assert "server_name: concord_4222" in config
     assert "cluster" not in config
+
+
+@pytest.mark.parametrize(
+    ("err_code", "retried"),
+    [
+        (10005, True),  # no suitable peers for placement: a cluster still forming
+        (10008, True),  # no meta leader yet
+        (10023, True),  # insufficient resources: fewer peers known than replicas
+        (10058, False),  # stream name already in use with a different configuration
+    ],
+)
+def test_a_forming_cluster_is_waited_for_a_bad_stream_definition_is_not(
+    err_code: int, retried: bool
+) -> None:
+    error = BadRequestError(code=400, err_code=err_code, description="from nats-server")
+    assert leader_unavailable(error) is retried
