@@ -5,8 +5,9 @@ test mints; the registry speaks mutual TLS on loopback; Envoy presents the gatew
 certificate upstream. Callers with no certificate, or one from another CA, never get a call
 through; a certificate of ours that names no Concord process is UNAUTHENTICATED; customer
 headers from anything but the gateway's certificate are PERMISSION_DENIED; the gateway's
-certificate with them works, as does an internal call with a service's certificate, and a REST
-call through Envoy. Real registry, inventory, nats-server and Envoy.
+certificate with them works, as does an internal call with a service's certificate, and an
+order placed through Envoy is confirmed with every hop on mutual TLS. Real registry, services,
+PayGate, nats-server and Envoy.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shop.inventory.v1 import inventory_service_pb2 as inv
 from shop.inventory.v1 import inventory_service_pb2_grpc
 
+from runtime import catalogue
 from runtime.transport_security import TlsSettings, channel
 from tests.e2e.conftest import wait_for_endpoint
 from tests.support.gateway import admin_token, call, running_gateway, token_for
 from tests.support.grpc_client import CALL_TIMEOUT_S as T
+from tests.support.orders_through_gateway import place_order, stock_and_credit, wait_for_status
 from tests.support.processes import RunningService, ServiceRunner
 from tools.certs.authority import mint
 from tools.certs.host import beyond_loopback
@@ -34,7 +37,7 @@ from tools.runner.gateway import Gateway
 from tools.runner.ports import free_ports
 from tools.runner.topology import Topology
 
-PROCESSES = ["registry", "gateway", "inventory", "orders"]
+PROCESSES = ["registry", "gateway", *(p.name for p in catalogue.CATALOGUE)]
 ADMIN = (("x-customer-id", "shop-admin"), ("x-customer-roles", "WyJhZG1pbiJd"))  # ["admin"]
 ALICE = (("x-customer-id", "alice"),)
 STRANGER_URI = "spiffe://elsewhere.example/stranger"
@@ -202,3 +205,31 @@ def test_envoy_reaches_a_service_over_mutual_tls_end_to_end(tls_gateway: Gateway
     product_id = created.json()["product"]["productId"]
     read = call(tls_gateway, "GET", f"/v1/products/{product_id}", token=token_for("alice"))
     assert (read.status, read.json()["product"]["sku"]) == (200, "MTLS-1"), read.body
+
+
+@pytest.fixture
+def secured_shop(services: ServiceRunner, certs: Certs, topology: Topology) -> Iterator[Gateway]:
+    """Every process of the shop on mutual TLS, the services on the non-loopback address (PayGate,
+    an outside system's stand-in, on loopback), Envoy in front with the gateway's certificate."""
+    host = host_address()
+    services.registry_env.update(certs.ours["registry"].as_env())
+    for process in catalogue.start_order():
+        env = certs.ours[process.name].as_env()
+        if not process.standin:
+            env[f"CONCORD_{process.name.upper()}_HOST"] = host
+        services.start(process.name, env=env)
+    with running_gateway(topology, from_registry=True, tls=certs.ours["gateway"]) as gateway:
+        for process in catalogue.shop_services():
+            wait_for_endpoint(gateway, process.name, services.running[process.name])
+        yield gateway
+
+
+def test_an_order_through_envoy_is_confirmed_with_every_hop_on_mutual_tls(
+    secured_shop: Gateway,
+) -> None:
+    # Envoy -> orders, orders -> inventory (pricing, ServiceClient), payments -> PayGate,
+    # every registration and resolution, and the registry's probes: all mutual TLS.
+    token = token_for("alice")
+    product_id = stock_and_credit(secured_shop, "alice")
+    placed = place_order(secured_shop, token, product_id)
+    wait_for_status(secured_shop, token, placed["orderId"], "ORDER_STATUS_CONFIRMED")

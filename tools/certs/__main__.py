@@ -12,7 +12,9 @@ from runtime import catalogue
 from tools.certs.authority import CERT_DAYS, load_or_create_authority, mint
 from tools.certs.host import host_addresses
 
-PLATFORM_PROCESSES = ("registry", "gateway")
+PLATFORM_PROCESSES = ("registry", "gateway", "operator")
+"""`operator`: the dev CLI (`python -m tools.devstack`) and grpcurl run with it, as an
+internal caller."""
 
 
 def processes() -> list[str]:
