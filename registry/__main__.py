@@ -15,6 +15,7 @@ from registry.contract_gate import ContractGate
 from registry.instances import InstanceTable
 from registry.prober import Prober
 from registry.settings import RegistrySettings
+from runtime import transport_security
 from runtime.server import Platform, ServiceParts, run_service
 
 
@@ -26,7 +27,13 @@ def wire(platform: Platform) -> ServiceParts:
         forget_after_s=settings.forget_after_s,
     )
     prober = Prober(table, settings)
-    snapshot = ads.XdsSnapshot(table, settings.xds_connect_timeout_s, settings.xds_warmup_s)
+    # A registry that speaks mutual TLS has services that do too: Envoy must reach them so.
+    snapshot = ads.XdsSnapshot(
+        table,
+        settings.xds_connect_timeout_s,
+        settings.xds_warmup_s,
+        upstream_tls=transport_security.configured() is not None,
+    )
     breaking = BreakingCheck(
         settings.buf_path,
         settings.buf_timeout_s,

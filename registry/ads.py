@@ -42,9 +42,15 @@ class XdsSnapshot:
     Envoy that kept endpoints from before a registry restart keeps them until the instances
     have registered again, instead of getting an empty set."""
 
-    def __init__(self, table: InstanceTable, connect_timeout_s: float, warmup_s: float) -> None:
+    def __init__(
+        self,
+        table: InstanceTable,
+        connect_timeout_s: float,
+        warmup_s: float,
+        upstream_tls: bool = False,
+    ) -> None:
         self._table = table
-        self._clusters = clusters(connect_timeout_s)
+        self._clusters = clusters(connect_timeout_s, upstream_tls)
         self._warmup_s = warmup_s
         self.warm = warmup_s <= 0
 

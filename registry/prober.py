@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from registry.instances import HealthChange, Instance, InstanceTable, ProbeOutcome
 from registry.settings import RegistrySettings
+from runtime import transport_security
 from runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -74,7 +75,9 @@ class Prober:
     async def _check(self, instance: Instance) -> ProbeOutcome:
         channel = self._channels.get(instance.address)
         if channel is None:
-            channel = self._channels[instance.address] = grpc.aio.insecure_channel(instance.address)
+            channel = self._channels[instance.address] = transport_security.channel(
+                instance.address
+            )
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=instance.service_name),

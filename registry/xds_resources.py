@@ -6,7 +6,11 @@ Live includes routable: an instance whose contract breaks the latest published v
 Clusters are the catalogue's processes with a public service (runtime/catalogue.py), named
 after the process as the gateway's routes name them; each maps to the gRPC service whose live
 instances become the cluster's endpoints. Clusters speak HTTP/2 upstream (gRPC) with the same
-protocol options the gateway's static clusters had.
+protocol options the gateway's static clusters had. When the registry itself speaks mutual
+TLS (runtime/transport_security.py), so do the services it lists: every cluster then carries
+an UpstreamTlsContext that presents the gateway's certificate and verifies the service's
+against the CA, both by name from the secrets Envoy's bootstrap defines from files
+(gateway/envoy.yaml.tmpl), so the registry never needs the gateway's file paths.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, config_source_pb2, protocol_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
 from google.protobuf.message import Message
@@ -26,12 +31,14 @@ from google.protobuf.message import Message
 from registry.instances import Instance
 from runtime import catalogue
 from runtime.logs import get_logger
+from runtime.transport_security import ENVOY_CA_SECRET, ENVOY_CERTIFICATE_SECRET
 
 log = get_logger(__name__)
 
 CLUSTER_TYPE_URL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ENDPOINT_TYPE_URL = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 HTTP_OPTIONS_EXTENSION = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 
 CLUSTERS: dict[str, str] = {p.name: p.public_services[0] for p in catalogue.gateway_processes()}
 """Envoy cluster name -> the gRPC service whose live instances are its endpoints."""
@@ -74,7 +81,22 @@ def _seconds(value: float) -> duration_pb2.Duration:
     return duration
 
 
-def cluster(name: str, connect_timeout_s: float) -> cluster_pb2.Cluster:
+def upstream_tls() -> base_pb2.TransportSocket:
+    """Mutual TLS to an upstream with the secrets the gateway's bootstrap defines."""
+    context = tls_pb2.UpstreamTlsContext(
+        common_tls_context=tls_pb2.CommonTlsContext(
+            tls_certificate_sds_secret_configs=[
+                secret_pb2.SdsSecretConfig(name=ENVOY_CERTIFICATE_SECRET)
+            ],
+            validation_context_sds_secret_config=secret_pb2.SdsSecretConfig(name=ENVOY_CA_SECRET),
+        )
+    )
+    packed = any_pb2.Any()
+    packed.Pack(context)
+    return base_pb2.TransportSocket(name=TLS_TRANSPORT_SOCKET, typed_config=packed)
+
+
+def cluster(name: str, connect_timeout_s: float, tls: bool = False) -> cluster_pb2.Cluster:
     http2 = http_protocol_options_pb2.HttpProtocolOptions(
         explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
             http2_protocol_options=protocol_pb2.Http2ProtocolOptions(
@@ -90,7 +112,7 @@ def cluster(name: str, connect_timeout_s: float) -> cluster_pb2.Cluster:
     )
     options = any_pb2.Any()
     options.Pack(http2)
-    return cluster_pb2.Cluster(
+    built = cluster_pb2.Cluster(
         name=name,
         type=cluster_pb2.Cluster.EDS,
         eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(
@@ -106,11 +128,14 @@ def cluster(name: str, connect_timeout_s: float) -> cluster_pb2.Cluster:
         lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
         typed_extension_protocol_options={HTTP_OPTIONS_EXTENSION: options},
     )
+    if tls:
+        built.transport_socket.CopyFrom(upstream_tls())
+    return built
 
 
-def clusters(connect_timeout_s: float) -> Resources:
+def clusters(connect_timeout_s: float, tls: bool = False) -> Resources:
     return Resources(
-        CLUSTER_TYPE_URL, {name: cluster(name, connect_timeout_s) for name in CLUSTERS}
+        CLUSTER_TYPE_URL, {name: cluster(name, connect_timeout_s, tls) for name in CLUSTERS}
     )
 
 

@@ -3,9 +3,12 @@
 The gateway authenticates clients and forwards who they are: the token's subject as
 `x-customer-id` and its `roles` claim as `x-customer-roles` (after removing any copy the
 client sent, and refusing tokens without a subject). A call that carries neither header
-cannot have come through the gateway, and services listen on 127.0.0.1 only, so it comes
-from inside: an operator's grpcurl, a test, another service. Such an internal caller is
-trusted with everything; docs/platform.md records that decision and its limits.
+cannot have come through the gateway, so it comes from inside: an operator's grpcurl, a test,
+another service. Such an internal caller is trusted with everything. That is safe on loopback
+(plaintext, `make up`); off loopback processes speak mutual TLS and peer_trust.py first makes
+sure the peer holds a certificate of ours and that only the gateway's carries the headers, and
+a call the gateway forwards without them is no internal call (caller_of refuses it).
+docs/platform.md records these decisions and their limits.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from enum import StrEnum
 import grpc
 
 from runtime.errors import PermissionDeniedError, UnauthenticatedError
+from runtime.transport_security import GATEWAY_IDENTITY, peer_identity
 
 CUSTOMER_HEADER = "x-customer-id"
 ROLES_HEADER = "x-customer-roles"
@@ -120,4 +124,11 @@ def caller_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> Caller:
 
 
 def caller_of(context: grpc.aio.ServicerContext) -> Caller:
-    return caller_from_metadata(context.invocation_metadata() or ())
+    """The call's caller. Over mutual TLS, a call from the gateway without a customer is
+    refused rather than trusted as internal: the gateway speaks only for customers."""
+    caller = caller_from_metadata(context.invocation_metadata() or ())
+    if caller.is_internal and peer_identity(context) == GATEWAY_IDENTITY:
+        raise UnauthenticatedError(
+            f"the gateway forwarded a call without {CUSTOMER_HEADER}: call with a token"
+        )
+    return caller

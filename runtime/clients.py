@@ -21,7 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from runtime import tracing
+from runtime import tracing, transport_security
 from runtime.breaker import Breaker, BreakerOpenError
 from runtime.errors import DependencyUnavailableError
 
@@ -98,7 +98,7 @@ class ServiceClient(Generic[S]):
 
     def _stub(self, address: str) -> S:
         if address not in self._stubs:
-            self._channels[address] = grpc.aio.insecure_channel(
+            self._channels[address] = transport_security.channel(
                 address, interceptors=tracing.client_interceptors()
             )
             self._stubs[address] = self._new_stub(self._channels[address])

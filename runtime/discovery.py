@@ -20,6 +20,7 @@ import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from runtime import transport_security
 from runtime.errors import DEPENDENCY_UNAVAILABLE, DependencyUnavailableError
 from runtime.logs import get_logger
 from runtime.registry_client import RegistryClientSettings
@@ -72,7 +73,7 @@ class RegistryResolver:
         address = await self.address(service_name)
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+            channel = self._channels[address] = transport_security.channel(address)
         return channel
 
     def forget(self, service_name: str) -> None:
@@ -93,7 +94,7 @@ class RegistryResolver:
         ):
             return cached
         if self._registry is None:
-            self._registry = grpc.aio.insecure_channel(self._settings.registry_address)
+            self._registry = transport_security.channel(self._settings.registry_address)
         stub = discovery_service_pb2_grpc.DiscoveryServiceStub(self._registry)
         try:
             reply = await stub.Resolve(

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
 
+from runtime import transport_security
 from runtime.contract_fingerprint import ServiceContract
 from runtime.discovery import registry_reason
 from runtime.logs import get_logger
@@ -60,7 +61,7 @@ class Registration:
         return dict(self._leases)
 
     def start(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self._settings.registry_address)
+        self._channel = transport_security.channel(self._settings.registry_address)
         self._task = asyncio.create_task(self._keep_registered(), name="registration")
 
     async def stop(self) -> None:

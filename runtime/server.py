@@ -24,7 +24,7 @@ from concord.ops.v1 import ops_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from runtime import breaker, consumer, lease, logs, outbox, paging, tracing
+from runtime import breaker, consumer, lease, logs, outbox, paging, tracing, transport_security
 from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription
 from runtime.contract_fingerprint import own_contracts
@@ -37,6 +37,7 @@ from runtime.grpc_errors import DomainErrorInterceptor
 from runtime.logs import get_logger
 from runtime.metrics import Metrics, Probe, RpcMetricsInterceptor
 from runtime.outbox import OutboxRelay
+from runtime.peer_trust import PeerTrustInterceptor
 from runtime.registration import Registration
 from runtime.registry_client import RegistryClientSettings
 from runtime.settings import ServiceSettings
@@ -141,7 +142,9 @@ async def serve(
         )
     )
     metrics = _metrics(settings, parts, consumers, needs_bus, db)
+    tls = transport_security.configured()
     interceptors: list[grpc.aio.ServerInterceptor] = [
+        *([PeerTrustInterceptor()] if tls is not None else []),
         *tracing.server_interceptors(),
         DomainErrorInterceptor(),
     ]
@@ -164,17 +167,18 @@ async def serve(
         server,
     )
     await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.NOT_SERVING)
-    bound = server.add_insecure_port(settings.address)
+    bound = transport_security.listen(server, settings.address, tls)
     if bound == 0:
         raise RuntimeError(f"cannot listen on {settings.address}")
     await server.start()
-    log.info("grpc_listening", address=settings.address, services=names)
+    log.info("grpc_listening", address=settings.address, services=names, mtls=tls is not None)
     if metrics is not None:
         try:
             metrics.serve(settings.host, settings.metrics.port)
         except OSError:
             await server.stop(0)
             raise
+    health_server = await _health_port(settings, health_servicer)
 
     tasks = Supervisor()
     relay = OutboxRelay(db, bus, settings.outbox_poll_interval_s, settings.outbox_batch_size)
@@ -186,11 +190,12 @@ async def serve(
         contracts=own_contracts(registered) if registers else None,
     )
     try:
-        if not settings.host.startswith("127.") and settings.host not in ("localhost", "::1"):
+        if tls is None and not _loopback(settings.host):
             log.warning(
                 "listening_beyond_loopback",
                 address=settings.address,
-                risk="calls without identity metadata are trusted as internal (docs/platform.md)",
+                risk="plaintext: calls without identity metadata are trusted as internal; "
+                "set CONCORD_TLS_* for mutual TLS (docs/deploy.md#certificates)",
             )
         if needs_bus:
             if not await _unless_stopped(bus.connect(), stop):
@@ -220,6 +225,8 @@ async def serve(
             drain()
         await _set_health(health_servicer, names, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.stop(settings.shutdown_grace_s)
+        if health_server is not None:
+            await health_server.stop(0)
         await tasks.stop()
         if bus.connected:
             flushed = await relay.flush(settings.shutdown_grace_s)
@@ -259,6 +266,28 @@ def _metrics(
     for n, probe in enumerate(parts.probes):
         metrics.add_probe(getattr(probe, "__name__", f"service-{n}"), probe)
     return metrics
+
+
+def _loopback(host: str) -> bool:
+    return host.startswith("127.") or host in ("localhost", "::1")
+
+
+async def _health_port(
+    settings: ServiceSettings, servicer: health.aio.HealthServicer
+) -> grpc.aio.Server | None:
+    """grpc.health.v1 alone, in plaintext, on `CONCORD_<NAME>_HEALTH_PORT` when set: for
+    probes that cannot present a client certificate (Kubernetes' gRPC probes) once the main
+    port requires one. It answers health and nothing else, so it grants nothing."""
+    if settings.health_port is None:
+        return None
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    address = f"{settings.host}:{settings.health_port}"
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"cannot listen on {address}")
+    await server.start()
+    log.info("health_listening", address=address)
+    return server
 
 
 async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:

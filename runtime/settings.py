@@ -115,6 +115,9 @@ class ServiceSettings:
     """PostgreSQL (`postgresql://user@host:port/db`) when set; SQLite at `database_path` when
     not. Never logged as is: it may carry a password (postgres_database.redacted)."""
     database_pool_size: int = 4
+    health_port: int | None = None
+    """`CONCORD_<NAME>_HEALTH_PORT`: also serve grpc.health.v1 alone, in plaintext, there (for
+    probes without a client certificate once the main port speaks mutual TLS); unset: none."""
     lease_ttl_s: float = 5.0
     """How long a singleton job's lease (runtime/lease.py) outlives its holder's last renewal:
     the longest another instance waits to take over from one that was killed."""
@@ -152,4 +155,5 @@ class ServiceSettings:
             database_url=os.environ.get(prefix + "DATABASE_URL") or None,
             database_pool_size=env_int("CONCORD_DATABASE_POOL_SIZE", 4),
             lease_ttl_s=env_float("CONCORD_LEASE_TTL_S", 5.0),
+            health_port=env_int(prefix + "HEALTH_PORT", 0) or None,
         )

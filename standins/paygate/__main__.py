@@ -11,7 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from paygate.v1 import paygate_pb2, paygate_pb2_grpc
 
-from runtime import tracing
+from runtime import tracing, transport_security
 from runtime.catalogue import process
 from runtime.grpc_errors import DomainErrorInterceptor
 from runtime.metrics import Metrics, RpcMetricsInterceptor
@@ -43,7 +43,8 @@ async def main() -> None:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [s.full_name for s in paygate_pb2.DESCRIPTOR.services_by_name.values()]
     reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
-    server.add_insecure_port(address)
+    # With CONCORD_TLS_* set it serves mutual TLS like any process, so payments can reach it.
+    transport_security.listen(server, address, transport_security.configured())
     await server.start()
     if metrics_settings.enabled:
         metrics.serve("127.0.0.1", metrics_settings.port)

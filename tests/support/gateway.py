@@ -24,6 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from runtime.transport_security import TlsSettings
 from tests.support.repo import REPO_ROOT
 from tools.runner.binaries import binary
 from tools.runner.gateway import ROUTE_CLUSTERS, Gateway, GatewaySettings, descriptor_set_in
@@ -81,16 +82,22 @@ class PinnedGateway(Gateway):
 
 @contextmanager
 def running_gateway(
-    topology: Topology, settings: GatewaySettings | None = None, *, from_registry: bool = False
+    topology: Topology,
+    settings: GatewaySettings | None = None,
+    *,
+    from_registry: bool = False,
+    tls: TlsSettings | None = None,
 ) -> Iterator[Gateway]:
     """Envoy for `topology`, ready when this yields, stopped afterwards whatever happened.
-    With `from_registry` the registry on the topology's port must already run."""
+    With `from_registry` the registry on the topology's port must already run; with `tls` (the
+    gateway's certificate) Envoy speaks mutual TLS to it and the services."""
     kind = Gateway if from_registry else PinnedGateway
     gateway = kind(
         topology=topology,
         repo_root=REPO_ROOT,
         descriptor_set=descriptor_set_path(),
         settings=settings or GatewaySettings(),
+        tls=tls,
     )
     try:
         yield gateway.start()

@@ -18,6 +18,7 @@ import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
 
 from runtime import catalogue
+from runtime.transport_security import TlsSettings, blocking_channel
 from tests.support.registry_process import FAST_CLIENT_SETTINGS, FAST_REGISTRY_SETTINGS
 from tools.runner.process import ManagedProcess
 from tools.runner.stack import Component, Stack
@@ -127,17 +128,21 @@ class ServiceRunner:
         service_name = None if name == REGISTRY else catalogue.process(name).registered_service
         if service_name is None:
             return  # the registry itself and PayGate are not registered
+        tls = TlsSettings.from_env(self.registry_env)
         service.process.wait_until(
-            lambda: service.address in live_addresses(self.registry_address, service_name),
+            lambda: service.address in live_addresses(self.registry_address, service_name, tls),
             READY_TIMEOUT_S,
         )
         for observer in self.on_live:
             observer(name, service)
 
 
-def live_addresses(registry_address: str, service_name: str) -> set[str]:
-    """Resolve's answer as addresses; empty when none is live or the registry is away."""
-    with grpc.insecure_channel(registry_address) as channel:
+def live_addresses(
+    registry_address: str, service_name: str, tls: TlsSettings | None = None
+) -> set[str]:
+    """Resolve's answer as addresses; empty when none is live or the registry is away. With
+    `tls` (the registry's own certificate will do) over mutual TLS."""
+    with blocking_channel(registry_address, tls) as channel:
         stub = discovery_service_pb2_grpc.DiscoveryServiceStub(channel)
         try:
             reply = stub.Resolve(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
 
@@ -19,6 +20,7 @@ from registry.instances import (
 )
 from registry.xds_resources import CLUSTER_TYPE_URL, ENDPOINT_TYPE_URL
 from runtime.errors import NotFoundError
+from runtime.transport_security import ENVOY_CA_SECRET, ENVOY_CERTIFICATE_SECRET
 
 SERVICE = "shop.inventory.v1.InventoryService"
 
@@ -170,6 +172,24 @@ def test_eds_is_withheld_during_warm_up() -> None:
     snapshot.warm = True
     [eds] = stream.on_change()
     assert eds.type_url == ENDPOINT_TYPE_URL
+
+
+def test_a_registry_on_mutual_tls_serves_clusters_that_present_the_gateway_certificate() -> None:
+    plain = XdsSnapshot(table(Clock()), 1.0, warmup_s=0).resources(CLUSTER_TYPE_URL)
+    secured = XdsSnapshot(table(Clock()), 1.0, warmup_s=0, upstream_tls=True).resources(
+        CLUSTER_TYPE_URL
+    )
+    assert plain is not None and secured is not None
+    assert all(not c.HasField("transport_socket") for c in plain.by_name.values())
+    for built in secured.by_name.values():
+        context = tls_pb2.UpstreamTlsContext()
+        assert built.transport_socket.typed_config.Unpack(context)
+        common = context.common_tls_context
+        assert [s.name for s in common.tls_certificate_sds_secret_configs] == [
+            ENVOY_CERTIFICATE_SECRET
+        ]
+        assert common.validation_context_sds_secret_config.name == ENVOY_CA_SECRET
+    assert secured.version != plain.version
 
 
 def test_source_diff_names_each_changed_file_once() -> None:

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from runtime.transport_security import blocking_channel
 from tools.devstack import logs, operators_cli, registry_cli, traces
 from tools.devstack.smoke import smoke
 from tools.runner.gateway_limits import GatewayLimitsError
@@ -147,7 +148,7 @@ def diagnostics(stack: Stack) -> int:
     for name in SERVICES:
         address = stack.topology.address(name)
         try:
-            with grpc.insecure_channel(address) as channel:
+            with blocking_channel(address) as channel:
                 reply = ops_service_pb2_grpc.OperationsServiceStub(channel).GetDiagnostics(
                     ops_service_pb2.GetDiagnosticsRequest(), timeout=5
                 )
@@ -171,10 +172,9 @@ def diagnostics(stack: Stack) -> int:
 
 
 def rebuild_read_models(address: str) -> int:
-    import grpc
     from shop.orders.v1 import orders_service_pb2, orders_service_pb2_grpc
 
-    with grpc.insecure_channel(address) as channel:
+    with blocking_channel(address) as channel:
         reply = orders_service_pb2_grpc.OrdersAdminServiceStub(channel).RebuildReadModels(
             orders_service_pb2.RebuildReadModelsRequest(), timeout=120
         )

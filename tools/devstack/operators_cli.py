@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 
+from runtime.transport_security import blocking_channel
 from tools.runner.stack import SERVICES
 from tools.runner.topology import Topology
 
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace, topology: Topology) -> int:
 
 
 def _call(address: str, stub_class: Any, method: str, request: Any) -> Any:
-    with grpc.insecure_channel(address) as channel:
+    with blocking_channel(address) as channel:
         call: Callable[..., Any] = getattr(stub_class(channel), method)
         return call(request, timeout=CALL_TIMEOUT_S)
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 
+from runtime.transport_security import blocking_channel
 from tools.runner.binaries import binary
 from tools.runner.topology import Topology
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace, topology: Topology, repo_root: Path) -> int:
     _stubs_importable(repo_root)
     address = args.registry or f"127.0.0.1:{topology.registry_port}"
     try:
-        with grpc.insecure_channel(address) as channel:
+        with blocking_channel(address) as channel:
             if args.command == "services":
                 return _services(channel)
             if args.action == "list":

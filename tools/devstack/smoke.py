@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc, registry_pb2
 
+from runtime.transport_security import blocking_channel
 from tools.runner.stack import SERVICES, Stack
 from tools.runner.tokens import mint_dev_token
 
@@ -53,7 +54,7 @@ def _get(url: str, token: str | None = None) -> tuple[int, str]:
 def _live_addresses(registry_port: int) -> set[str]:
     """Addresses the registry lists as SERVING; empty when the registry does not answer."""
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{registry_port}") as channel:
+        with blocking_channel(f"127.0.0.1:{registry_port}") as channel:
             reply = discovery_service_pb2_grpc.DiscoveryServiceStub(channel).ListInstances(
                 discovery_service_pb2.ListInstancesRequest(), timeout=CALL_TIMEOUT_S
             )

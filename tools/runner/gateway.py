@@ -23,6 +23,12 @@ from string import Template
 from urllib.parse import urlsplit
 
 from runtime import catalogue
+from runtime.transport_security import (
+    ENVOY_CA_SECRET,
+    ENVOY_CERTIFICATE_SECRET,
+    IDENTITY_PREFIX,
+    TlsSettings,
+)
 from tools.runner.binaries import binary
 from tools.runner.component import Component
 from tools.runner.gateway_limits import settings_from_environment
@@ -68,8 +74,10 @@ def render_config(
     repo_root: Path,
     descriptor_set: Path,
     settings: GatewaySettings | None = None,
+    tls: TlsSettings | None = None,
 ) -> str:
-    """The bootstrap YAML for this topology; fails on any placeholder left unset."""
+    """The bootstrap YAML for this topology; fails on any placeholder left unset. With `tls`
+    (the gateway's own certificate) Envoy speaks mutual TLS to the registry and the services."""
     s = settings or GatewaySettings()
     values: dict[str, object] = {
         "gateway_port": topology.gateway_port,
@@ -92,10 +100,54 @@ def render_config(
         "max_ui_file_bytes": MAX_FILE_BYTES,
     }
     values.update(otlp_collector(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")))
+    values.update(upstream_tls(tls))
     values.update({k: v for k, v in asdict(s).items() if not isinstance(v, dict)})
     values["cors_allowed_origins"] = json.dumps([{"exact": o} for o in s.cors_allowed_origins])
     template = Template((gateway_dir(repo_root) / "envoy.yaml.tmpl").read_text())
     return template.substitute(values)
+
+
+def upstream_tls(tls: TlsSettings | None) -> dict[str, str]:
+    """The bootstrap's secrets (the gateway's certificate, the CA) and the transport socket of
+    its registry clusters; empty on plaintext. Envoy reloads the certificate when a file is
+    moved into its folder (`watched_directory`), so rotation needs no restart; an upstream's
+    certificate must chain to the CA and name a Concord process (a SPIFFE URI SAN)."""
+    if tls is None:
+        return {"tls_secrets": "", "registry_transport_socket": ""}
+    secrets = [
+        {
+            "name": ENVOY_CERTIFICATE_SECRET,
+            "tls_certificate": {
+                "certificate_chain": {"filename": str(tls.cert_file.absolute())},
+                "private_key": {"filename": str(tls.key_file.absolute())},
+                "watched_directory": {"path": str(tls.cert_file.absolute().parent)},
+            },
+        },
+        {
+            "name": ENVOY_CA_SECRET,
+            "validation_context": {
+                "trusted_ca": {"filename": str(tls.ca_file.absolute())},
+                "match_typed_subject_alt_names": [
+                    {"san_type": "URI", "matcher": {"prefix": IDENTITY_PREFIX}}
+                ],
+            },
+        },
+    ]
+    socket = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
+            ".UpstreamTlsContext",
+            "common_tls_context": {
+                "tls_certificate_sds_secret_configs": [{"name": ENVOY_CERTIFICATE_SECRET}],
+                "validation_context_sds_secret_config": {"name": ENVOY_CA_SECRET},
+            },
+        },
+    }
+    return {
+        "tls_secrets": f"secrets: {json.dumps(secrets)}",
+        "registry_transport_socket": f"transport_socket: {json.dumps(socket)}",
+    }
 
 
 def otlp_collector(endpoint: str) -> dict[str, object]:
@@ -163,6 +215,8 @@ class Gateway:
     settings: GatewaySettings = field(default_factory=GatewaySettings)
     detached: bool = False
     process: ManagedProcess | None = None
+    tls: TlsSettings | None = None
+    """The gateway's certificate: mutual TLS to the registry and the services when set."""
 
     @property
     def url(self) -> str:
@@ -177,7 +231,9 @@ class Gateway:
         return self.topology.data_dir / "gateway" / "envoy.yaml"
 
     def render(self) -> str:
-        return render_config(self.topology, self.repo_root, self.descriptor_set, self.settings)
+        return render_config(
+            self.topology, self.repo_root, self.descriptor_set, self.settings, self.tls
+        )
 
     def write_config(self) -> Path:
         if not self.descriptor_set.exists():

@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from runtime import catalogue
+from runtime.transport_security import TlsSettings
 from tools.runner.component import Component
 from tools.runner.gateway import gateway_component
 from tools.runner.health import grpc_serving
@@ -148,18 +149,20 @@ class Stack:
         """First: every service registers with it, and Envoy learns its endpoints from it."""
         t = self.topology
         address = f"127.0.0.1:{t.registry_port}"
+        env = {
+            "CONCORD_DATA_DIR": str(t.data_dir),
+            "CONCORD_REGISTRY_PORT": str(t.registry_port),
+            "CONCORD_REGISTRY_METRICS_PORT": str(t.metrics_ports["registry"]),
+            **(extra_env or {}),
+        }
+        tls = TlsSettings.from_env(env)
         return Component(
             name="registry",
             address=address,
             argv=self.launcher("registry"),
-            ready=lambda: grpc_serving(address),
+            ready=lambda: grpc_serving(address, tls=tls),
             waits_for=f"gRPC health SERVING on {address}",
-            env={
-                "CONCORD_DATA_DIR": str(t.data_dir),
-                "CONCORD_REGISTRY_PORT": str(t.registry_port),
-                "CONCORD_REGISTRY_METRICS_PORT": str(t.metrics_ports["registry"]),
-                **(extra_env or {}),
-            },
+            env=env,
             note="discovery, contract registry, xDS (ADS) for Envoy",
             ports=(t.registry_port, t.metrics_ports["registry"]),
             metrics_url=t.metrics_url("registry"),
@@ -218,7 +221,8 @@ class Stack:
         is the topology's k-th instance (`orders-2`, on its own ports); `port` runs another
         instance beside the one on the topology's port, its metrics on any free port (it logs
         which). Instances share the service's database: the same SQLite file in the data
-        folder, or the same PostgreSQL database."""
+        folder, or the same PostgreSQL database. `CONCORD_<NAME>_HOST` and `CONCORD_TLS_*` in
+        `extra_env` move it off loopback with mutual TLS; its readiness is checked so too."""
         process = catalogue.process(name)
         t = self.topology
         if instance > 1:
@@ -231,20 +235,22 @@ class Stack:
             another = port is not None and port != t.port(name)
             port = port or t.port(name)
             metrics_port = 0 if another else t.metrics_ports[name]
-        address = f"127.0.0.1:{port}"
+        env = {
+            **self.service_env(),
+            process.port_env: str(port),
+            process.metrics_port_env: str(metrics_port),
+            **(extra_env or {}),
+        }
+        address = f"{env.get(f'CONCORD_{name.upper()}_HOST', '127.0.0.1')}:{port}"
+        tls = TlsSettings.from_env(env)
         return Component(
             name=name if instance == 1 else f"{name}-{instance}",
             marker=name,
             address=address,
             argv=self.launcher(process.package),
-            ready=lambda: grpc_serving(address),
+            ready=lambda: grpc_serving(address, tls=tls),
             waits_for=f"gRPC health SERVING on {address}",
-            env={
-                **self.service_env(),
-                process.port_env: str(port),
-                process.metrics_port_env: str(metrics_port),
-                **(extra_env or {}),
-            },
+            env=env,
             note=process.note,
             ports=(port,) if another else (port, metrics_port),
             metrics_url=None if another else f"http://127.0.0.1:{metrics_port}/metrics",

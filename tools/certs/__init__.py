@@ -1,0 +1,1 @@
+"""Certificates for mutual TLS between Concord's processes (docs/deploy.md#certificates)."""
