@@ -25,14 +25,13 @@ from tools.runner.binaries import binary
 from tools.runner.gateway import Gateway
 from tools.runner.topology import Scale, Topology
 
+HEALTH_PORT = 8086
+"""Where every gRPC process serves grpc.health.v1 alone, in plaintext, for the probes."""
 KUBERNETES_VERSIONS = ("1.32.0", "1.37.0")
 """The oldest release still commonly run and the newest kubernetes-validate ships."""
 SETTINGS_SOURCES = ("runtime", "registry", "services", "standins")
 PENDING_SETTINGS = {
     "CONCORD_REGISTRY_STATE": "the registry's replicas sharing state (issue #16, item 1)",
-    "CONCORD_TLS_CA_FILE": "mTLS between processes (issue #16, item 2)",
-    "CONCORD_TLS_CERT_FILE": "mTLS between processes (issue #16, item 2)",
-    "CONCORD_TLS_KEY_FILE": "mTLS between processes (issue #16, item 2)",
 }
 """Settings the manifests set for parts of issue #16 built beside them; each must leave this
 list once the code reads it (test_pending_settings_are_not_yet_read_by_the_code)."""
@@ -118,8 +117,11 @@ def test_each_process_listens_where_the_catalogue_says_with_grpc_health_probes(
     assert env[prefix + "PORT"] == str(grpc_port)
     assert env[prefix + "METRICS_PORT"] == str(metrics_port)
     assert env[prefix + "HOST"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    # The service port speaks mutual TLS, which Kubernetes' gRPC probes cannot: they ask the
+    # plaintext health-only port (runtime/server.py `_health_port`).
+    assert env[prefix + "HEALTH_PORT"] == str(HEALTH_PORT) == str(port(c, "health"))
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert c[probe]["grpc"] == {"port": grpc_port}, probe  # grpc.health.v1, service ""
+        assert c[probe]["grpc"] == {"port": HEALTH_PORT}, probe  # grpc.health.v1, service ""
     service = find(objects, "Service", name if name != "registry" else "registry-headless")
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
         "grpc": grpc_port,
