@@ -32,7 +32,7 @@ from nats.js.errors import (
 
 from runtime.logs import get_logger
 from runtime.messages import Envelope
-from runtime.streams import stream_configs
+from runtime.streams import StreamLimits, stream_configs
 
 log = get_logger(__name__)
 CONNECT_RETRY_S = 0.5
@@ -47,9 +47,16 @@ JETSTREAM_NOT_READY = {
 }
 
 
+STORAGE_RESOURCES_EXCEEDED = 10047
+"""The streams' `max_bytes` add up to more than the server's `max_file_store`: configuration,
+not an election; retrying would wait forever (runtime/streams.py, `StreamLimits`)."""
+
+
 def leader_unavailable(error: BaseException) -> bool:
     """True for what a JetStream request meets while a leader is being elected or the
     connection moves to another server: worth retrying, not a fault in the request."""
+    if isinstance(error, APIError) and error.err_code == STORAGE_RESOURCES_EXCEEDED:
+        return False
     if isinstance(
         error,
         TimeoutError
@@ -66,12 +73,19 @@ def leader_unavailable(error: BaseException) -> bool:
 
 class Bus:
     def __init__(
-        self, servers: Sequence[str], name: str, request_timeout_s: float, replicas: int = 1
+        self,
+        servers: Sequence[str],
+        name: str,
+        request_timeout_s: float,
+        replicas: int = 1,
+        limits: StreamLimits | None = None,
     ) -> None:
         self.servers = list(servers)
         self.name = name
         self.request_timeout_s = request_timeout_s
         self.replicas = replicas
+        self.limits = limits or StreamLimits()
+        """How much each stream keeps (CONCORD_*_STREAM_MAX_*, docs/platform.md "Retention")."""
         self.generation = 0
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -150,13 +164,14 @@ class Bus:
             return
 
     async def _ensure_streams_once(self) -> None:
-        for config in stream_configs(self.replicas):
+        for config in stream_configs(self.replicas, self.limits):
             try:
                 await self.js.add_stream(config)
             except BadRequestError as error:
                 if leader_unavailable(error):  # a cluster still forming: retried by the caller
                     raise
-                # It exists with another definition (e.g. fewer replicas): bring it up to date.
+                # It exists with another definition (fewer replicas, other limits): bring it up
+                # to date; JetStream updates replicas, max_age, max_bytes and discard in place.
                 await self.js.update_stream(config)
 
     async def publish(self, envelope: Envelope) -> PubAck:
