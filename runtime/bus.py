@@ -21,14 +21,14 @@ import nats
 from nats.aio.client import Client
 from nats.errors import ConnectionClosedError, NoRespondersError, StaleConnectionError
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
+from nats.js.api import PubAck, StreamConfig
 from nats.js.errors import (
     APIError,
-    BadRequestError,
     NoStreamResponseError,
     ServerError,
     ServiceUnavailableError,
 )
+from nats.js.errors import NotFoundError as StreamNotFoundError
 
 from runtime.logs import get_logger
 from runtime.messages import Envelope
@@ -165,14 +165,30 @@ class Bus:
 
     async def _ensure_streams_once(self) -> None:
         for config in stream_configs(self.replicas, self.limits):
+            await self._ensure_stream(config)
+
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        """Adds the stream if it is missing, else updates it to `config` (replicas, max_age,
+        max_bytes and discard change in place). Never re-adds an existing one: JetStream checks
+        a re-add's `max_bytes` against the store as if it were a new stream, and refuses it."""
+        name = str(config.name)
+        if not await self._stream_exists(name):
             try:
                 await self.js.add_stream(config)
-            except BadRequestError as error:
-                if leader_unavailable(error):  # a cluster still forming: retried by the caller
+                return
+            except APIError as error:
+                # A cluster still forming is retried by the caller; another process that
+                # created the stream meanwhile (services start together) is not an error.
+                if leader_unavailable(error) or not await self._stream_exists(name):
                     raise
-                # It exists with another definition (fewer replicas, other limits): bring it up
-                # to date; JetStream updates replicas, max_age, max_bytes and discard in place.
-                await self.js.update_stream(config)
+        await self.js.update_stream(config)
+
+    async def _stream_exists(self, name: str) -> bool:
+        try:
+            await self.js.stream_info(name)
+        except StreamNotFoundError:
+            return False
+        return True
 
     async def publish(self, envelope: Envelope) -> PubAck:
         return await self.js.publish(

@@ -1,9 +1,10 @@
 """Stream limits on a real nats-server: streams made before there were limits are updated in
-place by `ensure_streams`, and a full command queue refuses a publish, which leaves the row in
+place by `ensure_streams`, services starting together or again ensure them without error, and a full command queue refuses a publish, which leaves the row in
 the publisher's outbox to be sent once there is room: no command is dropped."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -79,6 +80,23 @@ async def test_existing_streams_take_the_limits_in_place(
             assert info.config.max_age == 7 * DAY_S
             assert info.config.duplicate_window == DUPLICATE_WINDOW_S
     assert (await js.stream_info("SHOP_ORDERS_EVENTS")).state.messages == 1  # nothing lost
+
+
+async def test_services_starting_together_both_ensure_the_limited_streams(
+    nats_server: NatsServer, nc: Client
+) -> None:
+    """JetStream refuses to re-add an existing stream whose max_bytes it has reserved (as if
+    it were new): starting a second service, or two at once, must still succeed."""
+    buses = [await connected_bus(nats_server, StreamLimits()) for _ in range(3)]
+    try:
+        await asyncio.gather(*(bus.ensure_streams() for bus in buses[:2]))
+        await buses[2].ensure_streams()  # a restart, every stream already there
+    finally:
+        for bus in buses:
+            await bus.close()
+
+    names = {str(c.name) for c in stream_configs()}
+    assert {str(info.config.name) for info in await nc.jetstream().streams_info()} >= names
 
 
 async def test_a_full_command_queue_leaves_the_command_in_the_outbox(
