@@ -21,18 +21,18 @@ import nats
 from nats.aio.client import Client
 from nats.errors import ConnectionClosedError, NoRespondersError, StaleConnectionError
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
+from nats.js.api import PubAck, StreamConfig
 from nats.js.errors import (
     APIError,
-    BadRequestError,
     NoStreamResponseError,
     ServerError,
     ServiceUnavailableError,
 )
+from nats.js.errors import NotFoundError as StreamNotFoundError
 
 from runtime.logs import get_logger
 from runtime.messages import Envelope
-from runtime.streams import stream_configs
+from runtime.streams import StreamLimits, stream_configs
 
 log = get_logger(__name__)
 CONNECT_RETRY_S = 0.5
@@ -47,9 +47,16 @@ JETSTREAM_NOT_READY = {
 }
 
 
+STORAGE_RESOURCES_EXCEEDED = 10047
+"""The streams' `max_bytes` add up to more than the server's `max_file_store`: configuration,
+not an election; retrying would wait forever (runtime/streams.py, `StreamLimits`)."""
+
+
 def leader_unavailable(error: BaseException) -> bool:
     """True for what a JetStream request meets while a leader is being elected or the
     connection moves to another server: worth retrying, not a fault in the request."""
+    if isinstance(error, APIError) and error.err_code == STORAGE_RESOURCES_EXCEEDED:
+        return False
     if isinstance(
         error,
         TimeoutError
@@ -66,12 +73,19 @@ def leader_unavailable(error: BaseException) -> bool:
 
 class Bus:
     def __init__(
-        self, servers: Sequence[str], name: str, request_timeout_s: float, replicas: int = 1
+        self,
+        servers: Sequence[str],
+        name: str,
+        request_timeout_s: float,
+        replicas: int = 1,
+        limits: StreamLimits | None = None,
     ) -> None:
         self.servers = list(servers)
         self.name = name
         self.request_timeout_s = request_timeout_s
         self.replicas = replicas
+        self.limits = limits or StreamLimits()
+        """How much each stream keeps (CONCORD_*_STREAM_MAX_*, docs/platform.md "Retention")."""
         self.generation = 0
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -150,14 +164,31 @@ class Bus:
             return
 
     async def _ensure_streams_once(self) -> None:
-        for config in stream_configs(self.replicas):
+        for config in stream_configs(self.replicas, self.limits):
+            await self._ensure_stream(config)
+
+    async def _ensure_stream(self, config: StreamConfig) -> None:
+        """Adds the stream if it is missing, else updates it to `config` (replicas, max_age,
+        max_bytes and discard change in place). Never re-adds an existing one: JetStream checks
+        a re-add's `max_bytes` against the store as if it were a new stream, and refuses it."""
+        name = str(config.name)
+        if not await self._stream_exists(name):
             try:
                 await self.js.add_stream(config)
-            except BadRequestError as error:
-                if leader_unavailable(error):  # a cluster still forming: retried by the caller
+                return
+            except APIError as error:
+                # A cluster still forming is retried by the caller; another process that
+                # created the stream meanwhile (services start together) is not an error.
+                if leader_unavailable(error) or not await self._stream_exists(name):
                     raise
-                # It exists with another definition (e.g. fewer replicas): bring it up to date.
-                await self.js.update_stream(config)
+        await self.js.update_stream(config)
+
+    async def _stream_exists(self, name: str) -> bool:
+        try:
+            await self.js.stream_info(name)
+        except StreamNotFoundError:
+            return False
+        return True
 
     async def publish(self, envelope: Envelope) -> PubAck:
         return await self.js.publish(

@@ -52,6 +52,7 @@ MIGRATIONS = [
         processed_at REAL NOT NULL,
         PRIMARY KEY (consumer, message_id)
     )""",
+    "CREATE INDEX IF NOT EXISTS inbox_processed_at ON inbox (processed_at)",
 ]
 
 MAX_NAK_DELAY_S = 30.0
@@ -93,6 +94,27 @@ def apply_once(
     failure_point("consumer.handler", type_name)
     handler(conn, message)
     return True
+
+
+def prune_inbox(conn: Connection, processed_before: float, limit: int) -> int:
+    """Deletes up to `limit` inbox entries processed before then, oldest first. Only safe once
+    their messages can no longer come back: the retention job derives that horizon
+    (settings.required_inbox_retention_s)."""
+    return conn.execute(
+        "DELETE FROM inbox WHERE (consumer, message_id) IN (SELECT consumer, message_id"
+        " FROM inbox WHERE processed_at < ? ORDER BY processed_at LIMIT ?)",
+        (processed_before, limit),
+    ).rowcount
+
+
+def inbox_size(conn: Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
+
+
+def oldest_inbox_entry(conn: Connection) -> float | None:
+    """When the oldest entry was processed (the index makes it cheap); None when empty."""
+    value = conn.execute("SELECT min(processed_at) FROM inbox").fetchone()[0]
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)

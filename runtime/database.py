@@ -114,6 +114,12 @@ class Database(ABC):
         """Runs `work` in one read transaction: a consistent snapshot."""
         return await self._run(self._read_sync, work)
 
+    async def maintain(self) -> dict[str, int]:
+        """Housekeeping the engine does not do well enough on its own, run by the retention job
+        (runtime/retention.py) after it pruned; returns what it did, for its log line. Nothing
+        by default: PostgreSQL's autovacuum makes the space of deleted rows reusable by itself."""
+        return {}
+
     async def close(self) -> None:
         await self._run(self._close_sync)
         self._executor.shutdown(wait=True)

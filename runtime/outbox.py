@@ -92,6 +92,22 @@ def _mark_sent(conn: Connection, seqs: list[int]) -> None:
     conn.executemany("UPDATE outbox SET sent_at = ? WHERE seq = ?", [(now, seq) for seq in seqs])
 
 
+def prune_published(conn: Connection, published_before: float, limit: int) -> int:
+    """Deletes up to `limit` rows published before then, oldest first; never an unsent one (it
+    is the only copy of a message not yet on the stream). By `seq`, the primary key: published
+    rows are the oldest, so the scan finds them first and needs no index of its own."""
+    return conn.execute(
+        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox"
+        " WHERE sent_at IS NOT NULL AND sent_at < ? ORDER BY seq LIMIT ?)",
+        (published_before, limit),
+    ).rowcount
+
+
+def row_count(conn: Connection) -> int:
+    """Every row, sent or not: bounded by the retention of published rows plus the backlog."""
+    return int(conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+
 def pending_count(conn: Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
 

@@ -40,6 +40,7 @@ from runtime.outbox import OutboxRelay
 from runtime.peer_trust import PeerTrustInterceptor
 from runtime.registration import Registration
 from runtime.registry_client import RegistryClientSettings
+from runtime.retention import Retention
 from runtime.settings import ServiceSettings
 from runtime.storage import database_for
 from runtime.supervisor import Supervisor
@@ -120,12 +121,16 @@ async def serve(
         settings.service,
         settings.nats_request_timeout_s,
         replicas=settings.nats_replicas,
+        limits=settings.retention.streams,
     )
     registry_client = RegistryClientSettings.from_env()
     resolver = RegistryResolver(registry_client)
     parts = wire(Platform(settings, db, bus, resolver, page_tokens))
 
     consumers = [Consumer(sub, bus, db, settings) for sub in parts.subscriptions]
+    retention = Retention(db, settings.retention)
+    parts.singletons.setdefault("retention", retention.run)
+    parts.probes.append(retention.retention_readings)
     # Only the service's own servicers are instances others may discover; the platform's
     # OperationsService on every process is for operators, who address a process directly.
     registered = [name for _, _, name in parts.servicers]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runtime.catalogue import BY_NAME
+from runtime.streams import DAY_S, DUPLICATE_WINDOW_S, MIB, StreamLimits
 
 
 def env_str(name: str, default: str) -> str:
@@ -90,6 +91,75 @@ class MetricsSettings:
         )
 
 
+INBOX_RETENTION_MARGIN_S = DAY_S
+"""Beyond the longest a guarded message can come back: clock skew between hosts, a late run."""
+
+
+def required_inbox_retention_s(streams: StreamLimits) -> float:
+    """The shortest inbox retention that never lets a duplicate through. An inbox entry is
+    written when its consumer processes the message, at or after publication; the message can
+    come back to that consumer
+    - from its stream while the stream holds it (a consumer recreated from the start, a
+      redelivery): within `event_max_age_s` of publication (commands leave their work queue
+      once acked, and an unacked one is redelivered within the ack wait to any live instance);
+    - as a replay of a dead letter another consumer of the same event gave up on: dead-lettered
+      at the latest while the event is still on its stream, then kept `dead_letter_max_age_s`;
+    - republished by an outbox relay after JetStream's duplicate window let it through.
+    So: the longest of (event age + dead-letter age) and the duplicate window, plus a margin."""
+    horizon_s = max(streams.event_max_age_s + streams.dead_letter_max_age_s, DUPLICATE_WINDOW_S)
+    return horizon_s + INBOX_RETENTION_MARGIN_S
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """What the `retention` job (runtime/retention.py) removes and how much the streams keep;
+    docs/platform.md, "Retention"."""
+
+    interval_s: float = 60.0
+    batch_size: int = 1000
+    """Rows deleted per transaction, so a prune never holds the writer for long."""
+    outbox_retention_s: float = 3600.0
+    """How long a published outbox row stays (for operators); an unsent row is never pruned."""
+    streams: StreamLimits = field(default_factory=StreamLimits)
+    inbox_retention_s: float = 0.0
+    """0: derived, `required_inbox_retention_s(streams)`."""
+
+    def __post_init__(self) -> None:
+        required_s = required_inbox_retention_s(self.streams)
+        if not self.inbox_retention_s:
+            object.__setattr__(self, "inbox_retention_s", required_s)
+        elif self.inbox_retention_s < required_s:
+            raise ValueError(
+                f"CONCORD_INBOX_RETENTION_DAYS={self.inbox_retention_s / DAY_S:g} would prune "
+                "inbox entries while their messages can still come back (a duplicate would be "
+                f"applied twice): it must be at least {required_s / DAY_S:g} days, "
+                "CONCORD_EVENT_STREAM_MAX_AGE_DAYS + CONCORD_DEAD_LETTER_RETENTION_DAYS "
+                f"+ {INBOX_RETENTION_MARGIN_S / DAY_S:g} day margin; leave it unset to derive it"
+            )
+        if self.interval_s <= 0 or self.batch_size <= 0 or self.outbox_retention_s < 0:
+            raise ValueError(
+                "CONCORD_RETENTION_INTERVAL_S and CONCORD_RETENTION_BATCH_SIZE must be positive,"
+                " CONCORD_OUTBOX_RETENTION_S not negative"
+            )
+
+    @classmethod
+    def from_env(cls) -> RetentionSettings:
+        streams = StreamLimits(
+            event_max_age_s=env_float("CONCORD_EVENT_STREAM_MAX_AGE_DAYS", 7.0) * DAY_S,
+            event_max_bytes=env_int("CONCORD_EVENT_STREAM_MAX_MIB", 512) * MIB,
+            command_max_bytes=env_int("CONCORD_COMMAND_STREAM_MAX_MIB", 64) * MIB,
+            dead_letter_max_age_s=env_float("CONCORD_DEAD_LETTER_RETENTION_DAYS", 14.0) * DAY_S,
+            dead_letter_max_bytes=env_int("CONCORD_DEAD_LETTER_STREAM_MAX_MIB", 128) * MIB,
+        )
+        return cls(
+            interval_s=env_float("CONCORD_RETENTION_INTERVAL_S", 60.0),
+            batch_size=env_int("CONCORD_RETENTION_BATCH_SIZE", 1000),
+            outbox_retention_s=env_float("CONCORD_OUTBOX_RETENTION_S", 3600.0),
+            streams=streams,
+            inbox_retention_s=env_float("CONCORD_INBOX_RETENTION_DAYS", 0.0) * DAY_S,
+        )
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     service: str
@@ -121,6 +191,7 @@ class ServiceSettings:
     lease_ttl_s: float = 5.0
     """How long a singleton job's lease (runtime/lease.py) outlives its holder's last renewal:
     the longest another instance waits to take over from one that was killed."""
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def address(self) -> str:
@@ -156,4 +227,5 @@ class ServiceSettings:
             database_pool_size=env_int("CONCORD_DATABASE_POOL_SIZE", 4),
             lease_ttl_s=env_float("CONCORD_LEASE_TTL_S", 5.0),
             health_port=env_int(prefix + "HEALTH_PORT", 0) or None,
+            retention=RetentionSettings.from_env(),
         )

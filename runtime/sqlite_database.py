@@ -90,6 +90,19 @@ class SqliteDatabase(Database):
             raise
         return result
 
+    async def maintain(self) -> dict[str, int]:
+        """Checkpoints the WAL into the database file and truncates it to zero bytes. SQLite's
+        automatic checkpoints copy pages back but never shrink the file, and under sustained
+        writes with readers about they may never reach its end: the WAL then grows without
+        bound. On this process's one database thread, so no write of ours is in flight; another
+        process reading the file makes it wait up to the busy timeout and report `wal_busy=1`
+        (the next run tries again)."""
+        return await self._run(self._checkpoint_sync)
+
+    def _checkpoint_sync(self) -> dict[str, int]:
+        row = self._connection().raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return {"wal_busy": row[0], "wal_frames": row[1], "wal_checkpointed_frames": row[2]}
+
     def _connection(self) -> SqliteConnection:
         if self._conn is None:
             raise RuntimeError(f"database {self.path} is not open")

@@ -179,3 +179,23 @@ async def test_sagas_by_step_and_an_open_breaker(
     assert await sample(url, "concord_breaker_state", callee="inventory", state="CLOSED") == 0
     placed = "/shop.orders.v1.OrdersService/PlaceOrder"
     assert await sample(url, "concord_rpc_requests_total", method=placed, code="UNAVAILABLE") == 1
+
+
+async def test_the_retention_job_prunes_published_outbox_rows_and_reports_it(
+    services: ServiceRunner, topology: Topology, shop: Shop
+) -> None:
+    services.start(
+        "inventory", {"CONCORD_RETENTION_INTERVAL_S": "0.2", "CONCORD_OUTBOX_RETENTION_S": "0"}
+    )
+    url = topology.metrics_url("inventory")
+
+    await shop.product(stock=1)  # ProductCreated: staged, published, then pruned
+
+    await eventually(
+        lambda: sample(url, "concord_retention_pruned_total", store="outbox"),
+        lambda pruned: pruned is not None and pruned >= 1,
+        WAIT_S,
+        "published outbox rows pruned by the retention job",
+    )
+    await wait_for_sample(url, "concord_retention_rows", 0, store="outbox")
+    assert await sample(url, "concord_retention_pruned_total", store="inbox") == 0
