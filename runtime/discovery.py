@@ -93,7 +93,7 @@ class RegistryResolver:
         ):
             return cached
         if self._registry is None:
-            self._registry = grpc.aio.insecure_channel(self._settings.registry_address)
+            self._registry = self._settings.channel()
         stub = discovery_service_pb2_grpc.DiscoveryServiceStub(self._registry)
         try:
             reply = await stub.Resolve(
