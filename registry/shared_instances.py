@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any, TypeVar
@@ -49,8 +51,10 @@ from runtime.logs import get_logger
 log = get_logger(__name__)
 
 BUCKET = "concord_registry_instances"
-ATTEMPTS = 8
+ATTEMPTS = 16
 """Revision-checked writes tried this often before giving up (each after a fresh read)."""
+RACE_BACKOFF_S = 0.01
+"""Up to this long (random, growing per attempt) before retrying a write that lost a race."""
 
 T = TypeVar("T")
 Change = Callable[[Instance], tuple[bool, T]]
@@ -108,6 +112,8 @@ class JetStreamInstances:
         """Ids deleted from the bucket: never written again (ids are never reused), so a late
         entry for one is ignored."""
         self._superseded: set[str] = set()
+        self._writing: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        """One write per instance at a time within this replica: races are between replicas."""
         self._bucket = WatchedBucket(
             bus,
             bucket_config(replicas, table.lease_ttl_s, table.forget_after_s),
@@ -153,6 +159,7 @@ class JetStreamInstances:
     def _forget_locally(self, key: str) -> None:
         self._gone.add(key)
         self._revisions.pop(key, None)
+        self._writing.pop(key, None)
         self._table.drop(key)
 
     async def _delete_superseded(self) -> None:
@@ -264,7 +271,13 @@ class JetStreamInstances:
     async def _change(self, instance_id: str, change: Change[T]) -> tuple[Instance, T] | None:
         """Read, change, write with `last=revision`; again from a fresh read on a lost race.
         None when the instance is not in the bucket."""
+        async with self._writing[instance_id]:
+            return await self._change_once(instance_id, change)
+
+    async def _change_once(self, instance_id: str, change: Change[T]) -> tuple[Instance, T] | None:
         for attempt in range(ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, RACE_BACKOFF_S * attempt))
             current = await self._current(instance_id, fresh=attempt > 0)
             if current is None:
                 return None
@@ -287,7 +300,15 @@ class JetStreamInstances:
     async def _delete(self, instance_id: str, still: Callable[[Instance], bool]) -> Instance | None:
         """Deletes with `last=revision` while `still(instance)` holds; the instance when this
         call deleted it, None when it was gone or another writer changed it first."""
+        async with self._writing[instance_id]:
+            return await self._delete_once(instance_id, still)
+
+    async def _delete_once(
+        self, instance_id: str, still: Callable[[Instance], bool]
+    ) -> Instance | None:
         for attempt in range(ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, RACE_BACKOFF_S * attempt))
             current = await self._current(instance_id, fresh=attempt > 0)
             if current is None:
                 return None
