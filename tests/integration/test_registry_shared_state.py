@@ -178,7 +178,10 @@ async def test_a_dead_instance_is_dropped_and_forgotten_exactly_once(
     assert [i.instance_id for _, gone in swept for i in gone] == [instance.instance_id]
     for replica in (a, b):
         await eventually(
-            lambda r=replica: asyncio.sleep(0, r.table.all()), lambda l: l == [], WAIT_S, "gone"
+            lambda r=replica: asyncio.sleep(0, r.table.all()),
+            lambda left: left == [],
+            WAIT_S,
+            "gone",
         )
     with pytest.raises(NotFoundError):
         await b.instances.heartbeat(instance.instance_id)

@@ -148,16 +148,23 @@ class Stack:
             )
         ]
 
-    def registry(self, extra_env: dict[str, str] | None = None, replica: int = 1) -> Component:
+    def registry(
+        self, extra_env: dict[str, str] | None = None, replica: int = 1, port: int | None = None
+    ) -> Component:
         """Before the services: every service registers with it, and Envoy learns its endpoints
         from it. In the scaled topology replica k (`registry-2`) is one of several sharing
-        their state in JetStream (CONCORD_REGISTRY_STATE=jetstream), after the NATS nodes."""
+        their state in JetStream (CONCORD_REGISTRY_STATE=jetstream), after the NATS nodes.
+        `port` runs another replica beside the topology's (tests), metrics on any free port."""
         t = self.topology
-        port = t.registry_ports[replica - 1]
-        metrics_port = t.registry_metrics_port(replica)
+        if port is not None:
+            metrics_port, name = 0, f"registry-{port}"
+        else:
+            port = t.registry_ports[replica - 1]
+            metrics_port = t.registry_metrics_port(replica)
+            name = "registry" if replica == 1 else f"registry-{replica}"
         address = f"127.0.0.1:{port}"
         return Component(
-            name="registry" if replica == 1 else f"registry-{replica}",
+            name=name,
             marker="registry",
             address=address,
             argv=self.launcher("registry"),
@@ -172,8 +179,8 @@ class Stack:
             },
             note="discovery, contract registry, xDS (ADS) for Envoy"
             + ("; state shared in JetStream key-value" if t.scale is not None else ""),
-            ports=(port, metrics_port),
-            metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
+            ports=(port, metrics_port) if metrics_port else (port,),
+            metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
         )
 
     def _shared_registry_env(self) -> dict[str, str]:
