@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 
@@ -84,6 +85,14 @@ async def seen_by(replica: Replica, instance_id: str) -> bool:
     return any(i.instance_id == instance_id for i in replica.table.all())
 
 
+async def listed(replica: Replica) -> list[str]:
+    return [i.instance_id for i in replica.table.all()]
+
+
+async def failed_probes(replica: Replica, instance_id: str) -> int:
+    return replica.table.get(instance_id).failed_probes
+
+
 async def heartbeat_refused(replica: Replica, instance_id: str) -> bool:
     try:
         await replica.instances.heartbeat(instance_id)
@@ -117,7 +126,7 @@ async def test_a_new_registration_replaces_the_old_entry_everywhere(
     new = await b.instances.register(SERVICE, "127.0.0.1:7002", "v2", {})
     for replica in (a, b):
         ids = await eventually(
-            lambda r=replica: asyncio.sleep(0, [i.instance_id for i in r.table.all()]),
+            partial(listed, replica),
             lambda ids: ids == [new.instance_id],
             WAIT_S,
             "only the new registration listed",
@@ -147,7 +156,7 @@ async def test_concurrent_updates_from_two_replicas_lose_none(
         )
         for replica in (a, b):
             counted = await eventually(
-                lambda r=replica: asyncio.sleep(0, r.table.get(instance.instance_id).failed_probes),
+                partial(failed_probes, replica, instance.instance_id),
                 lambda n: n == 2 * rounds,
                 WAIT_S,
                 "every failed probe counted once",
@@ -178,7 +187,7 @@ async def test_a_dead_instance_is_dropped_and_forgotten_exactly_once(
     assert [i.instance_id for _, gone in swept for i in gone] == [instance.instance_id]
     for replica in (a, b):
         await eventually(
-            lambda r=replica: asyncio.sleep(0, r.table.all()),
+            partial(listed, replica),
             lambda left: left == [],
             WAIT_S,
             "gone",
@@ -200,7 +209,7 @@ async def test_the_bucket_ttl_forgets_an_instance_nobody_writes(
         await eventually(lambda: seen_by(b, instance.instance_id), bool, WAIT_S, "b sees it")
         for replica in (a, b):
             await eventually(
-                lambda r=replica: seen_by(r, instance.instance_id),
+                partial(seen_by, replica, instance.instance_id),
                 lambda seen: not seen,
                 WAIT_S,
                 "expired by the bucket's TTL",
