@@ -93,20 +93,20 @@ class WatchedBucket:
             while True:
                 try:
                     await self._follow()
+                    await self._rewatch()
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:
                     log.warning("kv_watch_failed", bucket=self._config.bucket, error=repr(error))
+                    self._generation = -1  # watch again from scratch
                     await asyncio.sleep(OPEN_RETRY_S)
-                await self._rewatch()
         finally:
             await self._stop_watch()
 
     async def _follow(self) -> None:
-        """Returns when the connection moved; raises when the watch fails."""
+        """Returns when the connection moved (or there is no watch); raises when it fails."""
         watcher = self._watcher
-        assert watcher is not None
-        while self._bus.generation == self._generation:
+        while watcher is not None and self._bus.generation == self._generation:
             try:
                 entry = await watcher.updates(timeout=WATCH_POLL_S)
             except TimeoutError:
