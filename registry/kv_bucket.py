@@ -107,10 +107,7 @@ class WatchedBucket:
         """Returns when the connection moved (or there is no watch); raises when it fails."""
         watcher = self._watcher
         while watcher is not None and self._bus.generation == self._generation:
-            try:
-                entry = await watcher.updates(timeout=WATCH_POLL_S)
-            except TimeoutError:
-                continue
+            entry = await _next(watcher, WATCH_POLL_S)
             if entry is not None:
                 self._apply(entry)
 
@@ -120,7 +117,7 @@ class WatchedBucket:
         watcher = self._watcher = await self.kv.watchall()
         seen: set[str] = set()
         while True:
-            entry = await watcher.updates(timeout=self._bus.request_timeout_s)
+            entry = await _next(watcher, self._bus.request_timeout_s, initial=True)
             if entry is None:  # the first pass is over: the view is the bucket
                 break
             seen.add(entry.key)
@@ -141,4 +138,26 @@ class WatchedBucket:
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             with contextlib.suppress(Exception):
-                await watcher.stop()
+                await asyncio.wait_for(watcher.stop(), self._bus.request_timeout_s)
+
+
+async def _next(
+    watcher: KeyValue.KeyWatcher, timeout_s: float, initial: bool = False
+) -> KeyValue.Entry | None:
+    """The watch's next entry; None at the end of its first pass, or when nothing came within
+    `timeout_s` while following (during the first pass that is an error: the view would be
+    partial). Waits with asyncio.wait, which never loses a cancellation (KeyWatcher.updates'
+    wait_for on Python 3.11 could leave a cancelled replica's shutdown hanging)."""
+    pending = asyncio.ensure_future(watcher.__anext__())
+    try:
+        done, _ = await asyncio.wait({pending}, timeout=timeout_s)
+    finally:
+        if not pending.done():
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+    if not done:
+        if initial:
+            raise TimeoutError(f"no entry within {timeout_s}s during the watch's first pass")
+        return None
+    entry: KeyValue.Entry | None = pending.result()
+    return entry

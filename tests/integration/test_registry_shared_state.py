@@ -19,7 +19,7 @@ from registry.shared_instances import JetStreamInstances
 from runtime.bus import Bus
 from runtime.errors import AlreadyExistsError, ConcurrencyConflictError, NotFoundError
 from tests.support.polling import eventually
-from tools.runner.nats import NatsServer
+from tools.runner.nats import NatsCluster, NatsServer
 
 SERVICE = "shop.inventory.v1.InventoryService"
 WAIT_S = 20.0
@@ -47,14 +47,19 @@ class Replica:
 
 
 async def open_replica(
-    url: str, name: str, clock: Clock, lease_ttl_s: float = 10, forget_after_s: float = 30
+    url: str,
+    name: str,
+    clock: Clock,
+    lease_ttl_s: float = 10,
+    forget_after_s: float = 30,
+    bucket_replicas: int = 1,
 ) -> Replica:
-    bus = Bus([url], name, 2.0)
+    bus = Bus(url.split(","), name, 2.0)
     await bus.connect()
     table = InstanceTable(
         lease_ttl_s=lease_ttl_s, failures_to_evict=2, forget_after_s=forget_after_s, clock=clock
     )
-    instances = JetStreamInstances(bus, table, replicas=1, clock=clock)
+    instances = JetStreamInstances(bus, table, replicas=bucket_replicas, clock=clock)
     await instances.open()
     return Replica(bus, instances, asyncio.create_task(instances.run()))
 
@@ -265,3 +270,39 @@ async def test_contract_versions_are_numbered_once_across_replicas(
     finally:
         for bus in buses:
             await bus.close()
+
+
+async def register_through(replica: Replica, address: str) -> str | None:
+    """Registers, or None while the cluster is still electing (the platform retries too)."""
+    try:
+        return (await replica.instances.register(SERVICE, address, "v1", {})).instance_id
+    except Exception:
+        return None
+
+
+async def test_views_follow_when_the_nats_node_a_replica_uses_dies(
+    nats_cluster: NatsCluster, clock: Clock
+) -> None:
+    nodes = len(nats_cluster.nodes)
+    a = await open_replica(nats_cluster.urls, "registry-a", clock, bucket_replicas=nodes)
+    b = await open_replica(nats_cluster.urls, "registry-b", clock, bucket_replicas=nodes)
+    try:
+        before = await a.instances.register(SERVICE, "127.0.0.1:7201", "v1", {})
+        await eventually(partial(seen_by, b, before.instance_id), bool, WAIT_S, "b sees it")
+        victim = next(n for n in nats_cluster.nodes if n.url == a.bus.server)
+        victim.kill()
+        after = await eventually(
+            partial(register_through, b, "127.0.0.1:7202"), bool, WAIT_S, "b registers"
+        )
+        assert after is not None
+        await eventually(partial(seen_by, a, after), bool, WAIT_S, "a sees it after a reconnect")
+        renewed = await eventually(
+            partial(heartbeat_refused, a, before.instance_id),
+            lambda refused: not refused,
+            WAIT_S,
+            "a writes again",
+        )
+        assert renewed is False
+    finally:
+        await close_replica(a)
+        await close_replica(b)
