@@ -1,8 +1,11 @@
 """Starts the registry: `python -m registry` (or the Bazel py_binary).
 
 Discovery, the contract registry and Envoy's ADS share one gRPC server on the registry's port.
-The registry runs on the service platform without NATS and does not register with itself.
-It also answers the gateway's reflection, for the public services only (public_reflection.py).
+The registry runs on the service platform and does not register with itself. With
+`CONCORD_REGISTRY_STATE=memory` (the default) it needs no NATS; with `jetstream` it connects
+to NATS, loads the shared instance table and contract versions before it listens, and follows
+them in the background (shared_state.py). It also answers the gateway's reflection, for the
+public services only (public_reflection.py).
 """
 
 from concord.registry.v1 import contracts_service_pb2_grpc, discovery_service_pb2_grpc
@@ -15,6 +18,7 @@ from registry.contract_gate import ContractGate
 from registry.instances import InstanceTable
 from registry.prober import Prober
 from registry.settings import RegistrySettings
+from registry.shared_state import local_state, shared_state
 from runtime import transport_security
 from runtime.server import Platform, ServiceParts, run_service
 
@@ -26,12 +30,20 @@ def wire(platform: Platform) -> ServiceParts:
         failures_to_evict=settings.probe_failures_to_evict,
         forget_after_s=settings.forget_after_s,
     )
-    prober = Prober(table, settings)
+    state = (
+        shared_state(platform.bus, table, platform.settings.nats_replicas)
+        if settings.shared
+        else local_state(table, platform.db)
+    )
+    # A replica loads the shared table before it listens: nothing to warm up after a start.
+    xds_warmup_s = 0.0 if settings.shared else settings.xds_warmup_s
+    resolve_warmup_s = 0.0 if settings.shared else settings.resolve_warmup_s
+    prober = Prober(state.instances, settings)
     # A registry that speaks mutual TLS has services that do too: Envoy must reach them so.
     snapshot = ads.XdsSnapshot(
         table,
         settings.xds_connect_timeout_s,
-        settings.xds_warmup_s,
+        xds_warmup_s,
         upstream_tls=transport_security.configured() is not None,
     )
     breaking = BreakingCheck(
@@ -46,24 +58,25 @@ def wire(platform: Platform) -> ServiceParts:
         return [str(finding) for finding in verdict.findings]
 
     gate = ContractGate(
-        platform.db,
+        state.contracts,
         instance_findings,
-        table,
+        state.instances,
         settings.contract_refresh_s,
         settings.contract_images_max,
+        only_replica=not settings.shared,
     )
     return ServiceParts(
         servicers=[
             (
                 discovery_service_pb2_grpc.add_DiscoveryServiceServicer_to_server,
                 discovery_api.DiscoveryApi(
-                    table, prober, gate, settings.lease_ttl_s, settings.resolve_warmup_s
+                    state.instances, prober, gate, settings.lease_ttl_s, resolve_warmup_s
                 ),
                 discovery_api.SERVICE_NAME,
             ),
             (
                 contracts_service_pb2_grpc.add_ContractsServiceServicer_to_server,
-                contracts_api.ContractsApi(platform.db, breaking),
+                contracts_api.ContractsApi(state.contracts, breaking),
                 contracts_api.SERVICE_NAME,
             ),
             (
@@ -73,8 +86,9 @@ def wire(platform: Platform) -> ServiceParts:
             ),
         ],
         handlers=[public_reflection.handler()],
-        background=[prober.run, snapshot.warm_up, gate.run],
+        background=[prober.run, snapshot.warm_up, gate.run, *state.background],
         on_drain=[table.feed.close],
+        opening=state.opening,
     )
 
 

@@ -30,15 +30,14 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from google.protobuf import descriptor_pb2
 
-from registry import contract_store
-from registry.instances import ContractStanding, ContractStatus, InstanceTable
+from registry.contract_versions import ContractVersions
+from registry.instance_store import InstanceStore
+from registry.instances import ContractStanding, ContractStatus
 from runtime import contract_fingerprint
 from runtime.contract_fingerprint import ContractImageError
-from runtime.database import Database
 from runtime.errors import (
     DependencyUnavailableError,
     FailedPreconditionError,
@@ -93,17 +92,21 @@ class PublishedImage:
 class ContractGate:
     def __init__(
         self,
-        db: Database,
+        versions: ContractVersions,
         findings_of: FindingsOf,
-        table: InstanceTable,
+        instances: InstanceStore,
         refresh_interval_s: float,
         images_max: int,
+        only_replica: bool = True,
     ) -> None:
-        self._db = db
+        self._versions = versions
         self._findings_of = findings_of
-        self._table = table
+        self._instances = instances
         self._refresh_interval_s = refresh_interval_s
         self._images_max = images_max
+        self._only_replica = only_replica
+        """False when replicas share the table (instances registered through another replica
+        may have sent their image there)."""
         self._published: dict[int, PublishedImage] = {}
         self._latest = 0
         self._images: OrderedDict[str, bytes] = OrderedDict()
@@ -184,10 +187,10 @@ class ContractGate:
 
     async def refresh(self) -> None:
         """Reads versions published since the last look (Register and the loop both call it)."""
-        summaries = await self._db.read(contract_store.summaries)
+        summaries = await self._versions.summaries()
         new = [s.version for s in summaries if s.version not in self._published]
         for version in sorted(new):
-            stored = await self._db.read(partial(contract_store.get, version=version))
+            stored = await self._versions.get(version)
             if stored is not None:
                 self._published[version] = await asyncio.to_thread(
                     PublishedImage.parse, version, stored.descriptor_set
@@ -210,7 +213,7 @@ class ContractGate:
                     self._verdicts = {
                         k: v for k, v in self._verdicts.items() if k[2] == self._latest
                     }
-                    self._judge_all()
+                    await self._judge_all()
                 for key in list(self._retry):
                     self._retry.discard(key)
                     self._enqueue(key)
@@ -219,11 +222,21 @@ class ContractGate:
             checks.cancel()
             await asyncio.gather(checks, return_exceptions=True)
 
-    def _judge_all(self) -> None:
-        for instance in self._table.all():
-            if instance.contract.fingerprint:
-                standing = self.standing(instance.service_name, instance.contract.fingerprint)
-                self._set(instance.instance_id, standing)
+    def _can_judge(self, service_name: str, fingerprint: str) -> bool:
+        """Whether this replica holds the instance's image. Replicas share the table but not
+        the images: one sent to another replica is judged there."""
+        return (
+            self._only_replica
+            or fingerprint in self._images
+            or self._version_of(service_name, fingerprint) > 0
+        )
+
+    async def _judge_all(self) -> None:
+        for instance in self._instances.table.all():
+            fingerprint = instance.contract.fingerprint
+            if fingerprint and self._can_judge(instance.service_name, fingerprint):
+                standing = self.standing(instance.service_name, fingerprint)
+                await self._set(instance.instance_id, standing)
 
     async def _check_forever(self) -> None:
         while True:
@@ -240,21 +253,23 @@ class ContractGate:
             return
         key = (service_name, fingerprint, latest.version)
         if key in self._verdicts:
-            return self._apply(service_name, fingerprint)
+            return await self._apply(service_name, fingerprint)
         version = self._version_of(service_name, fingerprint)
         candidate = (
             self._published[version].image_of(service_name)
             if version
             else self._images.get(fingerprint)
         )
+        if candidate is None and not self._only_replica:
+            return  # sent to another replica, which judges it
         if candidate is None:  # evicted: the instance sends it again on its next Register
-            return self._apply(service_name, fingerprint, self._failed(key, "image not held"))
+            return await self._apply(service_name, fingerprint, self._failed(key, "image not held"))
         against = latest.image_of(service_name)
         try:
             findings = list(await self._findings_of(candidate, against))
         except DependencyUnavailableError as error:
             self._retry.add((service_name, fingerprint))
-            return self._apply(service_name, fingerprint, self._failed(key, str(error)))
+            return await self._apply(service_name, fingerprint, self._failed(key, str(error)))
         except InvalidArgumentError as error:
             verdict = self._failed(key, f"buf could not read the image: {error}")
         else:
@@ -275,7 +290,7 @@ class ContractGate:
             status=verdict.status.value,
             findings=len(verdict.findings),
         )
-        self._apply(service_name, fingerprint)
+        await self._apply(service_name, fingerprint)
 
     def _failed(self, key: tuple[str, str, int], why: str) -> ContractStanding:
         service_name, fingerprint, against = key
@@ -286,22 +301,22 @@ class ContractGate:
             f"contract check against published v{against} failed: {why}",
         )
 
-    def _apply(
+    async def _apply(
         self, service_name: str, fingerprint: str, standing: ContractStanding | None = None
     ) -> None:
-        for instance in self._table.all():
+        for instance in self._instances.table.all():
             if (instance.service_name, instance.contract.fingerprint) == (
                 service_name,
                 fingerprint,
             ):
-                self._set(
+                await self._set(
                     instance.instance_id, standing or self.standing(service_name, fingerprint)
                 )
 
-    def _set(self, instance_id: str, standing: ContractStanding) -> None:
-        changed = self._table.set_contract(instance_id, standing)
+    async def _set(self, instance_id: str, standing: ContractStanding) -> None:
+        changed = await self._instances.set_contract(instance_id, standing)
         if changed and standing.status in EXCLUDED:
-            instance = self._table.get(instance_id)
+            instance = self._instances.table.get(instance_id)
             log.warning(
                 "instance_excluded_for_contract",
                 instance_id=instance_id,

@@ -11,13 +11,12 @@ from concord.registry.v1 import contracts_service_pb2, contracts_service_pb2_grp
 from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError
 
-from registry import contract_store
 from registry.breaking import BreakingCheck
 from registry.compatibility import compatibility
 from registry.contract_diff import ChangeKind, diff_sources
 from registry.contract_store import ContractVersion
+from registry.contract_versions import ContractVersions
 from registry.verdict import Channel, Verdict
-from runtime.database import Connection, Database
 from runtime.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
 from runtime.ids import now, timestamp
 from runtime.logs import get_logger
@@ -94,11 +93,12 @@ def verdict_pb(verdict: Verdict) -> contracts_service_pb2.CheckCompatibilityResp
 
 
 class ContractsApi(contracts_service_pb2_grpc.ContractsServiceServicer):
-    def __init__(self, db: Database, breaking: BreakingCheck) -> None:
-        self._db = db
+    def __init__(self, versions: ContractVersions, breaking: BreakingCheck) -> None:
+        self._versions = versions
         self._breaking = breaking
         self._publishing = asyncio.Lock()
-        """One publication at a time, so each is checked against the version it follows."""
+        """One publication at a time per replica, so each is checked against the version it
+        follows; between replicas the store refuses a version number taken meanwhile."""
 
     async def PublishContract(
         self,
@@ -116,24 +116,15 @@ class ContractsApi(contracts_service_pb2_grpc.ContractsServiceServicer):
             )
         v.raise_if_any()
         async with self._publishing:
-            if await self._db.read(lambda conn: contract_store.label_taken(conn, request.label)):
+            if await self._versions.label_taken(request.label):
                 raise AlreadyExistsError("contract version with label", request.label)
-            latest = await self._db.read(contract_store.latest)
+            latest = await self._versions.latest()
             if latest is not None:
                 await self._refuse_if_breaking(request.descriptor_set, latest)
             sha256 = hashlib.sha256(request.descriptor_set).hexdigest()
-
-            def append(conn: Connection) -> ContractVersion:
-                return contract_store.append(
-                    conn,
-                    request.label,
-                    now(),
-                    sha256,
-                    request.descriptor_set,
-                    dict(request.sources),
-                )
-
-            stored = await self._db.write(append)
+            stored = await self._versions.append(
+                request.label, now(), sha256, request.descriptor_set, dict(request.sources)
+            )
         log.info("contract_published", version=stored.version, label=stored.label, sha256=sha256)
         return contracts_service_pb2.PublishContractResponse(
             contract=contract_pb(stored, whole=False)
@@ -173,9 +164,9 @@ class ContractsApi(contracts_service_pb2_grpc.ContractsServiceServicer):
 
     async def _version(self, version: int) -> ContractVersion:
         if version == 0:
-            found = await self._db.read(contract_store.latest)
+            found = await self._versions.latest()
         else:
-            found = await self._db.read(lambda conn: contract_store.get(conn, version))
+            found = await self._versions.get(version)
         if found is None:
             raise NotFoundError("contract version", "latest" if version == 0 else str(version))
         return found
@@ -183,7 +174,7 @@ class ContractsApi(contracts_service_pb2_grpc.ContractsServiceServicer):
     async def ListContracts(
         self, request: contracts_service_pb2.ListContractsRequest, context: grpc.aio.ServicerContext
     ) -> contracts_service_pb2.ListContractsResponse:
-        versions = await self._db.read(contract_store.summaries)
+        versions = await self._versions.summaries()
         return contracts_service_pb2.ListContractsResponse(
             contracts=[contract_pb(c, whole=False) for c in versions]
         )
@@ -196,7 +187,7 @@ class ContractsApi(contracts_service_pb2_grpc.ContractsServiceServicer):
         v = Violations()
         check_descriptor_set(v, request.descriptor_set)
         v.raise_if_any()
-        latest = await self._db.read(contract_store.latest)
+        latest = await self._versions.latest()
         if latest is None:
             return verdict_pb(Verdict.clean())
         return verdict_pb(

@@ -12,7 +12,8 @@ from grpc_status import rpc_status
 
 from registry.contract_gate import ContractGate
 from registry.feed import FeedClosedError
-from registry.instances import ContractStatus, Health, Instance, InstanceTable
+from registry.instance_store import InstanceStore
+from registry.instances import ContractStatus, Health, Instance
 from registry.prober import Prober
 from runtime.errors import DependencyUnavailableError, DomainError
 from runtime.grpc_errors import to_status
@@ -99,13 +100,14 @@ def _require_instance_id(instance_id: str) -> None:
 class DiscoveryApi(discovery_service_pb2_grpc.DiscoveryServiceServicer):
     def __init__(
         self,
-        table: InstanceTable,
+        instances: InstanceStore,
         prober: Prober,
         gate: ContractGate,
         lease_ttl_s: float,
         warmup_s: float = 0.0,
     ) -> None:
-        self._table = table
+        self._instances = instances
+        self._table = instances.table
         self._prober = prober
         self._gate = gate
         self._lease_ttl_s = lease_ttl_s
@@ -134,7 +136,7 @@ class DiscoveryApi(discovery_service_pb2_grpc.DiscoveryServiceServicer):
         contract = await self._gate.admit(
             request.service_name, request.contract_fingerprint, request.contract_image
         )
-        instance = self._table.register(
+        instance = await self._instances.register(
             request.service_name,
             request.address,
             request.version,
@@ -161,14 +163,14 @@ class DiscoveryApi(discovery_service_pb2_grpc.DiscoveryServiceServicer):
     ) -> discovery_service_pb2.HeartbeatResponse:
         _require_instance_id(request.instance_id)
         return discovery_service_pb2.HeartbeatResponse(
-            instance=instance_pb(self._table.heartbeat(request.instance_id))
+            instance=instance_pb(await self._instances.heartbeat(request.instance_id))
         )
 
     async def Deregister(
         self, request: discovery_service_pb2.DeregisterRequest, context: grpc.aio.ServicerContext
     ) -> discovery_service_pb2.DeregisterResponse:
         _require_instance_id(request.instance_id)
-        instance = self._table.deregister(request.instance_id)
+        instance = await self._instances.deregister(request.instance_id)
         log.info(
             "instance_deregistered",
             instance_id=instance.instance_id,

@@ -1,9 +1,11 @@
 """The instance table: who is registered, their leases and health, and which of them are live.
 
 Plain Python with an injected clock, no grpc: the API, the prober and the xDS server all read
-and change it on the event loop. It lives in memory on purpose: after a registry restart every
-instance's next heartbeat gets NOT_FOUND and registers again, so persisting it would only keep
-stale addresses. A live instance is SERVING by its last probe, holds an unexpired lease and is
+it on the event loop. With `CONCORD_REGISTRY_STATE=memory` it is the table itself (a restarted
+registry learns every instance again from their next heartbeat, NOT_FOUND, Register); with
+`jetstream` it is this replica's view of the shared table in a key-value bucket
+(shared_instances.py), changed only through the bucket. The transitions (a probe's outcome, a
+lapsed lease) are functions of one Instance, so both apply exactly the same rules. A live instance is SERVING by its last probe, holds an unexpired lease and is
 routable: its contract does not break the latest published version (contract_gate.py decides,
 the table only keeps the standing it is given).
 """
@@ -79,6 +81,8 @@ class Instance:
     health: Health = Health.UNKNOWN
     failed_probes: int = 0
     contract: ContractStanding = field(default_factory=ContractStanding)
+    registered_at: float = 0.0
+    """When it registered: of two entries for one service and address, the later wins."""
 
     def leased(self, now: float) -> bool:
         return self.lease_expires_at > now
@@ -93,6 +97,41 @@ class HealthChange:
     before: Health
     after: Health
     reason: str
+
+
+def probe_applied(
+    instance: Instance, outcome: ProbeOutcome, failures_to_evict: int
+) -> tuple[bool, HealthChange | None]:
+    """Applies one probe's outcome to `instance` in place: (whether it changed at all, the
+    health change if any). An explicit NOT_SERVING counts at once: the instance said so;
+    silence counts only after `failures_to_evict` probes in a row."""
+    if outcome is ProbeOutcome.FAILED:
+        instance.failed_probes += 1
+        if instance.failed_probes < failures_to_evict:
+            return True, None
+        return True, health_set(
+            instance, Health.NOT_SERVING, f"{instance.failed_probes} probes failed in a row"
+        )
+    counted = instance.failed_probes != 0
+    instance.failed_probes = 0
+    if outcome is ProbeOutcome.SERVING:
+        change = health_set(instance, Health.SERVING, "probe answered SERVING")
+    else:
+        change = health_set(instance, Health.NOT_SERVING, "probe answered NOT_SERVING")
+    return counted or change is not None, change
+
+
+def health_set(instance: Instance, health: Health, reason: str) -> HealthChange | None:
+    before = instance.health
+    if before is health:
+        return None
+    instance.health = health
+    return HealthChange(instance, before, health, reason)
+
+
+def forgettable(instance: Instance, now: float, forget_after_s: float) -> bool:
+    """Lapsed for `forget_after_s`: listed no longer."""
+    return not instance.leased(now) and now - instance.lease_expires_at >= forget_after_s
 
 
 @dataclass
@@ -130,6 +169,7 @@ class InstanceTable:
             metadata=dict(metadata),
             lease_expires_at=self.clock() + self.lease_ttl_s,
             contract=contract or ContractStanding(),
+            registered_at=self.clock(),
         )
         self._instances[instance.instance_id] = instance
         self._publish_if_live_set_changed()
@@ -179,22 +219,13 @@ class InstanceTable:
         ]
 
     def record_probe(self, instance_id: str, outcome: ProbeOutcome) -> HealthChange | None:
-        """Applies one probe's outcome. An explicit NOT_SERVING counts at once: the instance
-        said so; silence counts only after `failures_to_evict` probes in a row."""
+        """Applies one probe's outcome (probe_applied)."""
         instance = self._instances.get(instance_id)
         if instance is None:
             return None  # deregistered while the probe was in flight
-        if outcome is ProbeOutcome.FAILED:
-            instance.failed_probes += 1
-            if instance.failed_probes < self.failures_to_evict:
-                return None
-            return self._set_health(
-                instance, Health.NOT_SERVING, f"{instance.failed_probes} probes failed in a row"
-            )
-        instance.failed_probes = 0
-        if outcome is ProbeOutcome.SERVING:
-            return self._set_health(instance, Health.SERVING, "probe answered SERVING")
-        return self._set_health(instance, Health.NOT_SERVING, "probe answered NOT_SERVING")
+        _, change = probe_applied(instance, outcome, self.failures_to_evict)
+        self._publish_if_live_set_changed()
+        return change
 
     def expire_leases(self) -> tuple[list[HealthChange], list[Instance]]:
         """Marks lapsed leases NOT_SERVING and forgets instances lapsed for `forget_after_s`;
@@ -205,23 +236,45 @@ class InstanceTable:
         for instance in self.all():
             if instance.leased(now):
                 continue
-            if now - instance.lease_expires_at >= self.forget_after_s:
+            if forgettable(instance, now, self.forget_after_s):
                 del self._instances[instance.instance_id]
                 forgotten.append(instance)
                 continue
-            change = self._set_health(instance, Health.NOT_SERVING, "lease lapsed")
+            change = health_set(instance, Health.NOT_SERVING, "lease lapsed")
             if change is not None:
                 changes.append(change)
         self._publish_if_live_set_changed()
         return changes, forgotten
 
-    def _set_health(self, instance: Instance, health: Health, reason: str) -> HealthChange | None:
-        before = instance.health
-        if before is health:
-            return None
-        instance.health = health
+    def put(self, instance: Instance) -> list[str]:
+        """Takes an instance as the shared table holds it (a replica's view). Of two entries for
+        one service and address the later registration wins; returns the ids it superseded
+        (still in the shared table: the caller removes them there)."""
+        rivals = [
+            i
+            for i in self._instances.values()
+            if (i.service_name, i.address) == (instance.service_name, instance.address)
+            and i.instance_id != instance.instance_id
+        ]
+        if any(r.registered_at > instance.registered_at for r in rivals):
+            self._instances.pop(instance.instance_id, None)
+            self._publish_if_live_set_changed()
+            return [instance.instance_id]
+        for rival in rivals:
+            del self._instances[rival.instance_id]
+        self._instances[instance.instance_id] = instance
         self._publish_if_live_set_changed()
-        return HealthChange(instance, before, health, reason)
+        return [r.instance_id for r in rivals]
+
+    def drop(self, instance_id: str) -> None:
+        """Forgets an instance the shared table no longer holds."""
+        if self._instances.pop(instance_id, None) is not None:
+            self._publish_if_live_set_changed()
+
+    def refresh_live_set(self) -> None:
+        """Tells Watch and ADS streams when leases lapsed without any write (a replica's view:
+        the lapse is written by whichever replica sweeps first)."""
+        self._publish_if_live_set_changed()
 
     def _publish_if_live_set_changed(self) -> None:
         now = self.clock()

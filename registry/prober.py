@@ -1,5 +1,11 @@
 """Probes every leased instance with grpc.health.v1 Check and feeds the outcomes to the table.
 
+With replicas sharing the table, every replica probes every instance and writes what changed
+through the store's revision-checked updates: a dead instance is marked NOT_SERVING (and
+later forgotten) by exactly one replica, which alone logs and counts it, and a replica dying
+leaves nothing unprobed. The price: failed probes from all replicas add up, so with two
+replicas a silent instance is out after `probe_failures_to_evict` failures in total.
+
 A full round runs every `probe_interval_s`; a freshly registered instance is probed at once
 (`probe_soon`) so it becomes live without waiting a whole interval. Each round also sweeps
 lapsed leases. Every health change is logged as one structured event and counted per service
@@ -15,7 +21,8 @@ from collections import Counter
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from registry.instances import HealthChange, Instance, InstanceTable, ProbeOutcome
+from registry.instance_store import InstanceStore
+from registry.instances import HealthChange, Instance, ProbeOutcome
 from registry.settings import RegistrySettings
 from runtime import transport_security
 from runtime.logs import get_logger
@@ -24,8 +31,9 @@ log = get_logger(__name__)
 
 
 class Prober:
-    def __init__(self, table: InstanceTable, settings: RegistrySettings) -> None:
-        self._table = table
+    def __init__(self, instances: InstanceStore, settings: RegistrySettings) -> None:
+        self._instances = instances
+        self._table = instances.table
         self._settings = settings
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._wake: asyncio.Event | None = None
@@ -61,7 +69,7 @@ class Prober:
     async def _probe(self, instances: list[Instance]) -> None:
         outcomes = await asyncio.gather(*(self._check(i) for i in instances))
         for instance, outcome in zip(instances, outcomes, strict=True):
-            self._report(self._table.record_probe(instance.instance_id, outcome))
+            self._report(await self._instances.record_probe(instance.instance_id, outcome))
         # A fresh channel next time for every address that failed: a restarted instance is
         # found without waiting out the old channel's reconnect back-off. Only now, after every
         # check of the round is done: a process serves several services on one address, and
@@ -96,7 +104,7 @@ class Prober:
             await channel.close()
 
     async def _sweep_leases(self) -> None:
-        changes, forgotten = self._table.expire_leases()
+        changes, forgotten = await self._instances.expire_leases()
         for change in changes:
             self._report(change)
         for instance in forgotten:

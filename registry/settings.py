@@ -6,6 +6,7 @@ service's; these are what only the registry has: leases, probes, xDS and buf.
 
 from __future__ import annotations
 
+import enum
 import shutil
 import sys
 from dataclasses import dataclass
@@ -21,6 +22,24 @@ def _default_buf() -> str:
     if beside_python.exists():
         return str(beside_python)
     return shutil.which("buf") or "buf"
+
+
+class RegistryState(enum.Enum):
+    """Where the instance table and the contract versions live (`CONCORD_REGISTRY_STATE`)."""
+
+    MEMORY = "memory"
+    """Instances in this process, contracts in its SQLite file: one registry (`make up`)."""
+    JETSTREAM = "jetstream"
+    """Both in JetStream key-value buckets (CONCORD_NATS_URL, CONCORD_NATS_REPLICAS replicas),
+    shared by every registry replica."""
+
+
+def _state(raw: str) -> RegistryState:
+    try:
+        return RegistryState(raw)
+    except ValueError:
+        choices = ", ".join(s.value for s in RegistryState)
+        raise ValueError(f"{PREFIX}STATE={raw!r} is not one of {choices}") from None
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,12 @@ class RegistrySettings:
     contract_images_max: int
     """Instance contract images held in memory (one per unpublished fingerprint), oldest
     dropped first: a dropped one is asked for again on the instance's next Register."""
+    state: RegistryState = RegistryState.MEMORY
+
+    @property
+    def shared(self) -> bool:
+        """Replicas share the state: nothing to warm up after a start, the table is loaded."""
+        return self.state is RegistryState.JETSTREAM
 
     @classmethod
     def from_env(cls) -> RegistrySettings:
@@ -71,4 +96,5 @@ class RegistrySettings:
             buf_timeout_s=env_float(PREFIX + "BUF_TIMEOUT_S", 60.0),
             contract_refresh_s=env_float(PREFIX + "CONTRACT_REFRESH_S", 2.0),
             contract_images_max=env_int(PREFIX + "CONTRACT_IMAGES_MAX", 64),
+            state=_state(env_str(PREFIX + "STATE", RegistryState.MEMORY.value)),
         )

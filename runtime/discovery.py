@@ -94,7 +94,7 @@ class RegistryResolver:
         ):
             return cached
         if self._registry is None:
-            self._registry = transport_security.channel(self._settings.registry_address)
+            self._registry = self._settings.channel()
         stub = discovery_service_pb2_grpc.DiscoveryServiceStub(self._registry)
         try:
             reply = await stub.Resolve(

@@ -2,8 +2,9 @@
 
 Started after the server reports SERVING; it never blocks start-up: while the registry is down
 it retries in the background with a capped back-off. A Heartbeat answered NOT_FOUND means the
-registry restarted (its instance table lives in memory), so the instance registers again at
-once. Stopping (SIGTERM) ends the heartbeat loop first, then deregisters, so a late heartbeat
+registry restarted with its table in memory (or the instance was forgotten), so the instance
+registers again at once. With several registry replicas (CONCORD_REGISTRY_ADDRESS a list) the
+calls go to whichever is up (registry_client.py). Stopping (SIGTERM) ends the heartbeat loop first, then deregisters, so a late heartbeat
 cannot re-register an instance that is going away.
 
 Each Register carries the fingerprint of the contract the service was built from
@@ -21,7 +22,6 @@ from collections.abc import Mapping, Sequence
 import grpc
 from concord.registry.v1 import discovery_service_pb2, discovery_service_pb2_grpc
 
-from runtime import transport_security
 from runtime.contract_fingerprint import ServiceContract
 from runtime.discovery import registry_reason
 from runtime.logs import get_logger
@@ -61,7 +61,7 @@ class Registration:
         return dict(self._leases)
 
     def start(self) -> None:
-        self._channel = transport_security.channel(self._settings.registry_address)
+        self._channel = self._settings.channel()
         self._task = asyncio.create_task(self._keep_registered(), name="registration")
 
     async def stop(self) -> None:

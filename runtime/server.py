@@ -87,6 +87,9 @@ class ServiceParts:
     """Awaited last, after the server and every loop stopped: close clients and channels."""
     probes: list[Probe] = field(default_factory=list)
     """The service's own metrics, read at each scrape (runtime/metrics.py): sagas by step."""
+    opening: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Awaited before the server listens: the registry replicas load their shared state, so a
+    restarted replica answers from the whole table from its first call."""
 
 
 def database_migrations(service: str, migrations: Sequence[str]) -> dict[str, Sequence[str]]:
@@ -126,6 +129,11 @@ async def serve(
     registry_client = RegistryClientSettings.from_env()
     resolver = RegistryResolver(registry_client)
     parts = wire(Platform(settings, db, bus, resolver, page_tokens))
+    for step in parts.opening:
+        if not await _unless_stopped(step(), stop):  # SIGTERM while still opening
+            await bus.close()
+            await db.close()
+            return
 
     consumers = [Consumer(sub, bus, db, settings) for sub in parts.subscriptions]
     retention = Retention(db, settings.retention)

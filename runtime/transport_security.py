@@ -152,14 +152,18 @@ def channel(
     address: str,
     interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
     tls: TlsSettings | None = None,
+    options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.aio.Channel:
     """An asyncio channel to another Concord process: mutual TLS when this process (or `tls`)
     is configured for it, plaintext otherwise. Every process-to-process channel opens here."""
     tls = tls or configured()
     if tls is None:
-        return grpc.aio.insecure_channel(address, interceptors=interceptors)
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
     return grpc.aio.secure_channel(
-        address, tls.channel_credentials(), options=tls.channel_options(), interceptors=interceptors
+        address,
+        tls.channel_credentials(),
+        options=[*options, *tls.channel_options()],
+        interceptors=interceptors,
     )
 
 

@@ -1,6 +1,6 @@
 """The scaled topology `make up-cluster` starts (docs/deploy.md), on free ports: PostgreSQL, three
 clustered nats-server nodes with every stream at three replicas, two instances of each service,
-the registry, PayGate and Envoy. The smoke check passes, every process runs, and README's walk
+two registry replicas sharing their state in JetStream, PayGate and Envoy. The smoke check passes, every process runs, and README's walk
 from `make up` to a confirmed order, run as written (only the gateway's port changed), ends
 CONFIRMED against it. `down` stops every process."""
 
@@ -28,6 +28,7 @@ SCALED_PROCESSES = {
     "nats-2",
     "nats-3",
     "registry",
+    "registry-2",
     "paygate",
     "orders",
     "orders-2",

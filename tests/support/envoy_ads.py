@@ -64,8 +64,12 @@ static_resources:
         cluster_name: xds_cluster
         endpoints:
           - lb_endpoints:
-              - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {registry_port} }} }} }}
+{registry_endpoints}
 """
+REGISTRY_ENDPOINT = (
+    "              - endpoint: {{ address: {{ socket_address: "
+    "{{ address: 127.0.0.1, port_value: {port} }} }} }}"
+)
 READY_TIMEOUT_S = 60.0
 
 
@@ -74,6 +78,8 @@ class EnvoyAds:
     registry_port: int
     cluster: str
     work_dir: Path
+    more_registry_ports: tuple[int, ...] = ()
+    """Other registry replicas: the xds_cluster lists them all, as docs/registry.md asks."""
     admin_port: int = field(default_factory=free_port)
     listen_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
@@ -89,7 +95,10 @@ class EnvoyAds:
             BOOTSTRAP.format(
                 admin_port=self.admin_port,
                 listen_port=self.listen_port,
-                registry_port=self.registry_port,
+                registry_endpoints="\n".join(
+                    REGISTRY_ENDPOINT.format(port=p)
+                    for p in (self.registry_port, *self.more_registry_ports)
+                ),
                 cluster=self.cluster,
             )
         )

@@ -83,7 +83,8 @@ class ServiceRunner:
     def start_instance(
         self, name: str, port: int, env: dict[str, str] | None = None, live: bool = True
     ) -> RunningService:
-        """Another instance of `name` on `port`, sharing the first one's data folder. With
+        """Another instance of `name` on `port`, sharing the first one's data folder (for the
+        registry: another replica, sharing state when `registry_env` says jetstream). With
         `live=False` it counts as started once it serves, live in the registry or not (an
         instance the registry is expected to keep out)."""
         service = self._start(f"{name}-{port}", name, env, live, port)
@@ -107,7 +108,7 @@ class ServiceRunner:
             if dependency not in self.running or not self.running[dependency].process.running():
                 self.start(dependency)
         if name == REGISTRY:
-            component = self.stack.registry({**self.registry_env, **(env or {})})
+            component = self.stack.registry({**self.registry_env, **(env or {})}, port=port)
         else:
             extra = {**FAST_CLIENT_SETTINGS, **self.service_env, **(env or {})}
             component = self.stack.service(name, extra_env=extra, port=port)

@@ -82,7 +82,7 @@ def render_config(
     values: dict[str, object] = {
         "gateway_port": topology.gateway_port,
         "admin_port": topology.gateway_admin_port,
-        "registry_port": topology.registry_port,
+        "registry_endpoints": registry_endpoints(topology.registry_ports),
         # Paths and lists as JSON, which YAML reads whatever characters they hold.
         "descriptor_path": json.dumps(str(descriptor_set.absolute())),
         "jwks_path": json.dumps(str((gateway_dir(repo_root) / "jwks.json").absolute())),
@@ -148,6 +148,16 @@ def upstream_tls(tls: TlsSettings | None) -> dict[str, str]:
         "tls_secrets": f"secrets: {json.dumps(secrets)}",
         "registry_transport_socket": f"transport_socket: {json.dumps(socket)}",
     }
+
+
+def registry_endpoints(ports: list[int]) -> str:
+    """Every registry replica as the lb_endpoints of one cluster (flow style): Envoy's ADS
+    stream and reflection go to whichever is up."""
+    endpoints = ", ".join(
+        f"{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }} }}"
+        for p in ports
+    )
+    return f"[ {{ lb_endpoints: [ {endpoints} ] }} ]"
 
 
 def otlp_collector(endpoint: str) -> dict[str, object]:

@@ -81,10 +81,14 @@ class Stack:
 
     def components(self) -> list[Component]:
         t = self.topology
+        nats = [self._nats(node) for node in self.nats_nodes()]
+        if t.scale is None:
+            platform = [self.registry(), *self._storage(), *nats]
+        else:  # the registry replicas keep their state in NATS: it comes first
+            registries = [self.registry(replica=k) for k in range(1, len(t.registry_ports) + 1)]
+            platform = [*self._storage(), *nats, *registries]
         return [
-            self.registry(),
-            *self._storage(),
-            *(self._nats(node) for node in self.nats_nodes()),
+            *platform,
             *(
                 self.service(p.name, instance=k)
                 for p in catalogue.start_order()
@@ -145,28 +149,53 @@ class Stack:
             )
         ]
 
-    def registry(self, extra_env: dict[str, str] | None = None) -> Component:
-        """First: every service registers with it, and Envoy learns its endpoints from it."""
+    def registry(
+        self, extra_env: dict[str, str] | None = None, replica: int = 1, port: int | None = None
+    ) -> Component:
+        """Before the services: every service registers with it, and Envoy learns its endpoints
+        from it. In the scaled topology replica k (`registry-2`) is one of several sharing
+        their state in JetStream (CONCORD_REGISTRY_STATE=jetstream), after the NATS nodes.
+        `port` runs another replica beside the topology's (tests), metrics on any free port."""
         t = self.topology
-        address = f"127.0.0.1:{t.registry_port}"
+        if port is not None:
+            metrics_port, name = 0, f"registry-{port}"
+        else:
+            port = t.registry_ports[replica - 1]
+            metrics_port = t.registry_metrics_port(replica)
+            name = "registry" if replica == 1 else f"registry-{replica}"
+        address = f"127.0.0.1:{port}"
         env = {
             "CONCORD_DATA_DIR": str(t.data_dir),
-            "CONCORD_REGISTRY_PORT": str(t.registry_port),
-            "CONCORD_REGISTRY_METRICS_PORT": str(t.metrics_ports["registry"]),
+            "CONCORD_REGISTRY_PORT": str(port),
+            "CONCORD_REGISTRY_METRICS_PORT": str(metrics_port),
+            **self._shared_registry_env(),
             **(extra_env or {}),
         }
         tls = TlsSettings.from_env(env)
         return Component(
-            name="registry",
+            name=name,
+            marker="registry",
             address=address,
             argv=self.launcher("registry"),
             ready=lambda: grpc_serving(address, tls=tls),
             waits_for=f"gRPC health SERVING on {address}",
             env=env,
-            note="discovery, contract registry, xDS (ADS) for Envoy",
-            ports=(t.registry_port, t.metrics_ports["registry"]),
-            metrics_url=t.metrics_url("registry"),
+            note="discovery, contract registry, xDS (ADS) for Envoy"
+            + ("; state shared in JetStream key-value" if t.scale is not None else ""),
+            ports=(port, metrics_port) if metrics_port else (port,),
+            metrics_url=f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else None,
         )
+
+    def _shared_registry_env(self) -> dict[str, str]:
+        """The scaled topology's registry replicas share their state through the NATS cluster."""
+        scale = self.topology.scale
+        if scale is None:
+            return {}
+        return {
+            "CONCORD_REGISTRY_STATE": "jetstream",
+            "CONCORD_NATS_URL": self.topology.nats_url,
+            "CONCORD_NATS_REPLICAS": str(scale.nats_replicas),
+        }
 
     def _nats(self, node: NatsServer) -> Component:
         clustered = "; clustered, streams at 3 replicas" if node.cluster is not None else ""
@@ -190,7 +219,7 @@ class Stack:
         return {
             "CONCORD_DATA_DIR": str(t.data_dir),
             "CONCORD_NATS_URL": t.nats_url,
-            "CONCORD_REGISTRY_ADDRESS": f"127.0.0.1:{t.registry_port}",
+            "CONCORD_REGISTRY_ADDRESS": t.registry_address,
             **{p.port_env: str(t.port(p.name)) for p in catalogue.CATALOGUE},
             **self._scaled_env(),
             **self.service_env_extra,

@@ -44,11 +44,12 @@ def _default_instance_ports(instances: int, metrics: bool) -> dict[str, tuple[in
 
 @dataclass(frozen=True)
 class Scale:
-    """What the scaled topology (`make up-cluster`) runs beside the registry, PayGate and Envoy:
-    PostgreSQL (one database per service), three clustered nats-server nodes whose streams
-    keep three replicas, and `instances` of each shop service. Node 1 is the topology's own
-    NATS port; nodes 2 and 3, the cluster routes, PostgreSQL and the instances after the first
-    have ports of their own."""
+    """What the scaled topology (`make up-cluster`) runs beside PayGate and Envoy: PostgreSQL
+    (one database per service), three clustered nats-server nodes whose streams keep three
+    replicas, registry replicas sharing their state in JetStream key-value buckets, and
+    `instances` of each shop service. Node 1 and registry 1 are on the topology's own ports;
+    the other nodes and replicas, the cluster routes, PostgreSQL and the instances after the
+    first have ports of their own."""
 
     instances: int = 2
     postgres_port: int = 5440
@@ -58,6 +59,9 @@ class Scale:
     nats_cluster_ports: tuple[int, ...] = (6222, 6223, 6224)
     """Route ports of nodes 1, 2 and 3."""
     nats_replicas: int = 3
+    registry_ports: tuple[int, ...] = (50060,)
+    """Ports of registry replicas 2, 3, ... (the registry's port + 10 (k - 1))."""
+    registry_metrics_ports: tuple[int, ...] = (9460,)
     instance_ports: Mapping[str, tuple[int, ...]] = field(
         default_factory=lambda: _default_instance_ports(2, metrics=False)
     )
@@ -70,7 +74,7 @@ class Scale:
     def on_free_ports(cls, instances: int = 2) -> Scale:
         services = [p.name for p in catalogue.shop_services()]
         extra = instances - 1
-        ports = iter(free_ports(8 + 2 * extra * len(services)))
+        ports = iter(free_ports(10 + 2 * extra * len(services)))
 
         def take(n: int) -> tuple[int, ...]:
             return tuple(next(ports) for _ in range(n))
@@ -81,6 +85,8 @@ class Scale:
             nats_ports=take(2),
             nats_monitor_ports=take(2),
             nats_cluster_ports=take(3),
+            registry_ports=take(1),
+            registry_metrics_ports=take(1),
             instance_ports={name: take(extra) for name in services},
             instance_metrics_ports={name: take(extra) for name in services},
         )
@@ -185,6 +191,23 @@ class Topology:
     @property
     def run_dir(self) -> Path:
         return self.data_dir / "run"
+
+    @property
+    def registry_ports(self) -> list[int]:
+        """The registry's port, then its replicas' in the scaled topology."""
+        extra = list(self.scale.registry_ports) if self.scale is not None else []
+        return [self.registry_port, *extra]
+
+    @property
+    def registry_address(self) -> str:
+        """Every registry replica, comma-separated (CONCORD_REGISTRY_ADDRESS): clients fail
+        over to a surviving one."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.registry_ports)
+
+    def registry_metrics_port(self, replica: int) -> int:
+        if replica == 1 or self.scale is None:
+            return self.metrics_ports["registry"]
+        return self.scale.registry_metrics_ports[replica - 2]
 
     @property
     def nats_client_ports(self) -> list[int]:
