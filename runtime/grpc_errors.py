@@ -17,6 +17,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from runtime import contract_rules
+from runtime.bus import leader_unavailable
 from runtime.errors import (
     AlreadyExistsError,
     ConcurrencyConflictError,
@@ -218,7 +219,11 @@ def _wrap_unary(
             )
         except (grpc.aio.AbortError, grpc.aio.BaseError):
             raise
-        except Exception:
+        except Exception as error:
+            if leader_unavailable(error):  # JetStream (a KV bucket, a stream) between leaders
+                log.warning("messaging_unavailable", method=method, error=repr(error))
+                unavailable = DependencyUnavailableError("nats", "JetStream is electing a leader")
+                await context.abort_with_status(rpc_status.to_status(to_status(unavailable)))
             log.error("unhandled_error", exc_info=True, method=method)
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
 

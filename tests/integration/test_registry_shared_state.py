@@ -287,8 +287,12 @@ async def test_views_follow_when_the_nats_node_a_replica_uses_dies(
     a = await open_replica(nats_cluster.urls, "registry-a", clock, bucket_replicas=nodes)
     b = await open_replica(nats_cluster.urls, "registry-b", clock, bucket_replicas=nodes)
     try:
-        before = await a.instances.register(SERVICE, "127.0.0.1:7201", "v1", {})
-        await eventually(partial(seen_by, b, before.instance_id), bool, WAIT_S, "b sees it")
+        # A bucket just created at three replicas may still be electing its leader.
+        first = await eventually(
+            partial(register_through, a, "127.0.0.1:7201"), bool, WAIT_S, "a registers"
+        )
+        assert first is not None
+        await eventually(partial(seen_by, b, first), bool, WAIT_S, "b sees it")
         victim = next(n for n in nats_cluster.nodes if n.url == a.bus.server)
         victim.kill()
         after = await eventually(
@@ -297,7 +301,7 @@ async def test_views_follow_when_the_nats_node_a_replica_uses_dies(
         assert after is not None
         await eventually(partial(seen_by, a, after), bool, WAIT_S, "a sees it after a reconnect")
         renewed = await eventually(
-            partial(heartbeat_refused, a, before.instance_id),
+            partial(heartbeat_refused, a, first),
             lambda refused: not refused,
             WAIT_S,
             "a writes again",
