@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.gateway import admin_token, call, token_for
+from tests.support.gateway import call, token_for
+from tests.support.orders_through_gateway import stock_and_credit
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import ServiceRunner
 from tools.devstack.traces import SpanRecord, load_spans, order_traces
@@ -33,23 +34,6 @@ SETTLE_TIMEOUT_S = 60.0
 """How long the saga and the span export may take before a test gives up."""
 POLL_INTERVAL_S = 0.2
 SERVICES = {"orders", "inventory", "payments", "paygate"}
-
-
-def stock_and_credit(gateway: Gateway, customer: str) -> str:
-    token = admin_token()
-    product = {
-        "sku": f"MUG-{customer}",
-        "name": "Mug",
-        "unitPriceMinor": 1250,
-        "currencyCode": "EUR",
-        "initialStock": 10,
-    }
-    created = call(gateway, "POST", "/v1/products", token=token, body=product)
-    assert created.status == 200, created.body
-    account = {"customerId": customer, "creditLimitMinor": 100000, "currencyCode": "EUR"}
-    opened = call(gateway, "POST", "/v1/payments/accounts", token=token, body=account)
-    assert opened.status == 200, opened.body
-    return str(created.json()["product"]["productId"])
 
 
 def place_confirmed_order(gateway: Gateway, product_id: str, **headers: str) -> str:
