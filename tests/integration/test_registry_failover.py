@@ -20,7 +20,7 @@ from tests.support.polling import eventually
 from tests.support.processes import ServiceRunner
 from tests.support.processes import live_addresses as live_now
 from tests.support.registry_process import ConcordProcess, registry_process, service_process
-from tests.support.shop import Shop, shop_client
+from tests.support.shop import shop_client
 from tools.runner.nats import NatsServer
 from tools.runner.topology import Topology
 
@@ -137,20 +137,6 @@ async def test_killed_instance_leaves_resolve_and_envoy_and_returns_after_restar
             instance.stop()
 
 
-async def place_until(shop: Shop, product: str, done: asyncio.Event) -> tuple[int, list[str]]:
-    """Places orders back to back until `done`; returns how many were placed and how each
-    failed one failed."""
-    placed, failures = 0, []
-    while not done.is_set():
-        try:
-            await shop.place("rita", [(product, 1)])
-            placed += 1
-        except grpc.aio.AioRpcError as error:
-            failures.append(f"{error.code().name}: {error.details()}")
-        await asyncio.sleep(0.05)
-    return placed, failures
-
-
 async def test_orders_keep_pricing_through_a_registry_restart(
     services: ServiceRunner, topology: Topology
 ) -> None:
@@ -168,7 +154,7 @@ async def test_orders_keep_pricing_through_a_registry_restart(
         await shop.place("rita", [(product, 1)])
 
         done = asyncio.Event()
-        placing = asyncio.create_task(place_until(shop, product, done))
+        placing = asyncio.create_task(shop.place_until("rita", product, done))
         try:
             services.running["registry"].kill()
             await asyncio.sleep(REGISTRY_DOWN_S)  # inventory's back-off grows meanwhile

@@ -22,7 +22,7 @@ from tests.support.envoy_ads import EnvoyAds
 from tests.support.polling import eventually
 from tests.support.processes import ServiceRunner, live_addresses
 from tests.support.registry_process import FAST_REGISTRY_SETTINGS
-from tests.support.shop import Shop, shop_client
+from tests.support.shop import shop_client
 from tools.runner.nats import NatsCluster
 from tools.runner.ports import free_port
 from tools.runner.stack import Stack
@@ -65,18 +65,6 @@ def table_of(address: str) -> list[tuple[str, str, str, int]]:
 
 def all_live(address: str) -> bool:
     return all(live_addresses(address, service) for service in REGISTERED)
-
-
-async def keep_placing(shop: Shop, product: str, done: asyncio.Event) -> tuple[int, list[str]]:
-    placed, failures = 0, []
-    while not done.is_set():
-        try:
-            await shop.place("rita", [(product, 1)])
-            placed += 1
-        except grpc.aio.AioRpcError as error:
-            failures.append(f"order: {error.code().name}: {error.details()}")
-        await asyncio.sleep(0.05)
-    return placed, failures
 
 
 async def keep_calling(envoy: EnvoyAds, done: asyncio.Event) -> tuple[int, list[str]]:
@@ -129,7 +117,7 @@ async def test_killing_a_registry_replica_under_load_changes_nothing_for_clients
             await shop.place("rita", [(product, 1)])
 
             done = asyncio.Event()
-            placing = asyncio.create_task(keep_placing(shop, product, done))
+            placing = asyncio.create_task(shop.place_until("rita", product, done))
             calling = asyncio.create_task(keep_calling(envoy, done))
             try:
                 first.kill()

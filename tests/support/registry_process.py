@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tools.runner.health import grpc_serving
 from tools.runner.ports import free_port
-from tools.runner.process import ManagedProcess
+from tools.runner.process import HoldsProcess, ManagedProcess
 
 READY_TIMEOUT_S = 60.0
 FAST_REGISTRY_SETTINGS = {
@@ -38,7 +38,7 @@ def python_env() -> dict[str, str]:
 
 
 @dataclass
-class ConcordProcess:
+class ConcordProcess(HoldsProcess):
     """One Concord process (`python -m module`), ready when gRPC health says SERVING."""
 
     name: str
@@ -61,17 +61,6 @@ class ConcordProcess:
         ).start()
         self.process.wait_until(lambda: grpc_serving(self.address), timeout_s)
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.running()
 
     def log_tail(self) -> str:
         return self.process.log_tail() if self.process is not None else "(not started)"

@@ -112,6 +112,21 @@ class Shop:
                 raise AssertionError(f"order {order_id} still {state} after {timeout_s}s")
             await asyncio.sleep(poll_s)
 
+    async def place_until(
+        self, customer_id: str, product: str, done: asyncio.Event
+    ) -> tuple[int, list[str]]:
+        """Places one-unit orders back to back until `done`; returns how many were placed and
+        how each failed one failed (for tests that break something under order traffic)."""
+        placed, failures = 0, []
+        while not done.is_set():
+            try:
+                await self.place(customer_id, [(product, 1)])
+                placed += 1
+            except grpc.aio.AioRpcError as error:
+                failures.append(f"order: {error.code().name}: {error.details()}")
+            await asyncio.sleep(0.05)
+        return placed, failures
+
     async def event_types(self, customer_id: str, order_id: str) -> list[str]:
         reply = await self.orders.ListOrderEvents(
             orders_service_pb2.ListOrderEventsRequest(order_id=order_id),

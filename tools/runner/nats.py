@@ -22,7 +22,7 @@ from typing import Any
 
 from tools.runner.binaries import binary
 from tools.runner.ports import port_open
-from tools.runner.process import ManagedProcess
+from tools.runner.process import HoldsProcess, ManagedProcess
 
 # `sync_interval: always` fsyncs every write: the default (2 minutes) can lose acknowledged
 # messages on a crash, and Concord's outbox marks an event sent once JetStream acknowledged it.
@@ -65,7 +65,7 @@ class ClusterMembership:
 
 
 @dataclass
-class NatsServer:
+class NatsServer(HoldsProcess):
     port: int
     monitor_port: int
     data_dir: Path
@@ -122,17 +122,6 @@ class NatsServer:
     def start(self, timeout_s: float = 20.0) -> NatsServer:
         self.launch().wait_until(self.ready, timeout_s)
         return self
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.running()
 
     def jsz(self, streams: bool = False) -> dict[str, Any]:
         """This node's JetStream report from its monitor endpoint (`/jsz`)."""

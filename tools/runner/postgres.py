@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from tools.runner.process import ManagedProcess
+from tools.runner.process import HoldsProcess, ManagedProcess
 
 SUPERUSER = "concord"
 SERVICE_ACCOUNT = "postgres"
@@ -63,7 +63,7 @@ def postgres_url(port: int, database: str) -> str:
 
 
 @dataclass
-class PostgresServer:
+class PostgresServer(HoldsProcess):
     port: int
     data_dir: Path
     """Ours alone: the cluster lives in `cluster/` below it, the unix socket beside it."""
@@ -179,11 +179,3 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()

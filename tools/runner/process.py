@@ -103,3 +103,21 @@ class ManagedProcess:
         if self.popen is not None and self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait(timeout=10)
+
+
+class HoldsProcess:
+    """Stop, kill and ask after the one child a server wrapper holds (None until started):
+    PostgreSQL, a NATS node and a test's Concord process all stop the same way."""
+
+    process: ManagedProcess | None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.running()
