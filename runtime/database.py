@@ -25,6 +25,21 @@ Params = Sequence[Any]
 Migrations = Mapping[str, Sequence[str]]
 
 
+_commit_topics: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "concord_commit_topics", default=None
+)
+
+
+def announce_on_commit(topic: str) -> None:
+    """Inside a write: once this transaction commits, run the `after_write` callbacks waiting
+    for `topic` (the outbox relay waits for staged rows, payments' worker for provider work).
+    Waking only on what concerns them spares each a read after every unrelated commit. Outside
+    a write (a test driving a store on its own connection) there is nobody to tell: ignored."""
+    topics = _commit_topics.get()
+    if topics is not None:
+        topics.add(topic)
+
+
 class Row(Protocol):
     """A result row: by column name or by position (sqlite3.Row and the PostgreSQL rows)."""
 
@@ -72,11 +87,11 @@ class StorageContendedError(DependencyUnavailableError):
 class Database(ABC):
     """A service's database: `open` migrates it, `write` and `read` run a callable in one
     transaction on a worker thread (the event loop never blocks), `after_write` callbacks run
-    on the loop after every committed write."""
+    on the loop after the committed writes that concern them."""
 
     def __init__(self, workers: int, thread_name: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name)
-        self._after_write: list[Callable[[], None]] = []
+        self._after_write: list[tuple[str | None, Callable[[], None]]] = []
 
     @property
     @abstractmethod
@@ -97,17 +112,26 @@ class Database(ABC):
     @abstractmethod
     def _close_sync(self) -> None: ...
 
-    def after_write(self, callback: Callable[[], None]) -> None:
-        """Called on the event loop after every committed write (the outbox relay wakes up)."""
-        self._after_write.append(callback)
+    def after_write(self, callback: Callable[[], None], topic: str | None = None) -> None:
+        """`callback` runs on the event loop after every committed write that announced `topic`
+        (`announce_on_commit`), or after every committed write when `topic` is None."""
+        self._after_write.append((topic, callback))
 
     async def write(self, work: Callable[[Connection], T]) -> T:
         """Runs `work` in one write transaction; rolls back if it raises. `work` may run more
         than once (PostgreSQL retries serialization failures), so it must not act outside the
         database (no calls, no publishing): the use cases already decide inside and act after."""
-        result = await self._run(self._write_sync, work)
-        for callback in self._after_write:
-            callback()
+        topics: set[str] = set()
+
+        def attempt(conn: Connection) -> T:
+            topics.clear()  # a retried attempt announces afresh
+            _commit_topics.set(topics)  # in the copied context the work runs in
+            return work(conn)
+
+        result = await self._run(self._write_sync, attempt)
+        for topic, callback in self._after_write:
+            if topic is None or topic in topics:
+                callback()
         return result
 
     async def read(self, work: Callable[[Connection], T]) -> T:

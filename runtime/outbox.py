@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from runtime import tracing
 from runtime.bus import Bus
-from runtime.database import Connection, Database
+from runtime.database import Connection, Database, announce_on_commit
 from runtime.faults import crash_point
 from runtime.logs import current_context, get_logger
 from runtime.messages import Envelope, message_id, new_traceparent, subject_for
@@ -39,6 +39,8 @@ MIGRATIONS = [
 ]
 
 MAX_BACKOFF_S = 5.0
+STAGED = "outbox.staged"
+"""Announced by a write that staged a message: the relay wakes for it (not for its own marks)."""
 
 
 def stage(conn: Connection, message: Message, traceparent: str | None = None) -> Envelope:
@@ -51,6 +53,7 @@ def stage(conn: Connection, message: Message, traceparent: str | None = None) ->
         trace_id = current_context().get("trace_id")
         traceparent = new_traceparent(trace_id if isinstance(trace_id, str) else None)
     envelope = Envelope.wrap(message, traceparent)
+    announce_on_commit(STAGED)
     conn.execute(
         "INSERT INTO outbox (message_id, subject, type_name, payload, traceparent,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -141,7 +144,7 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._wake = asyncio.Event()
-        db.after_write(self._wake.set)
+        db.after_write(self._wake.set, STAGED)
 
     async def run(self) -> None:
         backoff_s = 0.1

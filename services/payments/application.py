@@ -68,8 +68,9 @@ class Payments:
         self._provider = provider
 
     def after_write(self, callback: Callable[[], None]) -> None:
-        """Called after every committed write: the worker wakes when a payment may be PENDING."""
-        self._db.after_write(callback)
+        """Called after each commit that left the provider work (a PENDING payment, a void it
+        must take): the worker wakes then, not after every write."""
+        self._db.after_write(callback, store.PROVIDER_WORK)
 
     # --- accounts and payments (API) ----------------------------------------------------------
 

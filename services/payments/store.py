@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.database import Connection, Row
+from runtime.database import Connection, Row, announce_on_commit
 from services.payments.domain import Account, DeclineReason, Payment, PaymentStatus
 
 MIGRATIONS = [
@@ -98,7 +98,13 @@ def get_payment(conn: Connection, order_id: str) -> Payment | None:
     return _payment(row) if row else None
 
 
+PROVIDER_WORK = "payments.provider_work"
+"""Announced by a write that leaves the provider something to do (workers.AuthorizationWorker)."""
+
+
 def save_payment(conn: Connection, p: Payment) -> None:
+    if p.status is PaymentStatus.PENDING:
+        announce_on_commit(PROVIDER_WORK)
     conn.execute(
         "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
@@ -128,6 +134,7 @@ def pending_payments(conn: Connection) -> list[Payment]:
 
 def add_pending_void(conn: Connection, key: str, at: float) -> None:
     """Remembers that the provider must void `key`, until it confirms."""
+    announce_on_commit(PROVIDER_WORK)
     conn.execute("INSERT INTO provider_voids VALUES (?, ?) ON CONFLICT DO NOTHING", (key, at))
 
 
