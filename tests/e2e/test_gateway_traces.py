@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
+from runtime.trace_files import SpanRecord, load_spans, order_traces
 from tests.support.gateway import call, token_for
 from tests.support.orders_through_gateway import stock_and_credit
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import ServiceRunner
-from tools.devstack.traces import SpanRecord, load_spans, order_traces
 from tools.runner.gateway import Gateway
 from tools.runner.topology import Topology
 

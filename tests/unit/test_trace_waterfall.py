@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tools.devstack.traces import load_spans, order_traces, waterfall
+from runtime.trace_files import load_spans, order_traces
+from tools.devstack.traces import waterfall
 
 MS = 1_000_000
 
