@@ -30,9 +30,16 @@ SERVICE_NAME = "concord.gateway.PublicReflection"
 """The path prefix the gateway rewrites reflection to; the reflection protocol, not a contract."""
 
 
+def reflected(service: catalogue.GrpcService) -> bool:
+    """Public and routed by gRPC: a REST-only service is not callable by its gRPC name through
+    the gateway, so listing it would advertise methods that answer UNIMPLEMENTED."""
+    return service.public and not service.rest_only
+
+
 def public_pool(services: Sequence[catalogue.GrpcService]) -> descriptor_pool.DescriptorPool:
-    """The files declaring the public `services`, and their imports, without other services."""
-    public = {s.full_name for s in services if s.public}
+    """The files declaring the reflected `services` (public, gRPC-routed), and their imports,
+    without other services."""
+    public = {s.full_name for s in services if reflected(s)}
     files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
 
     def add(file: FileDescriptor) -> None:
@@ -48,7 +55,7 @@ def public_pool(services: Sequence[catalogue.GrpcService]) -> descriptor_pool.De
         files[file.name] = proto  # after its imports: the pool needs them first
 
     for service in services:
-        if service.public:
+        if reflected(service):
             add(importlib.import_module(service.proto_module).DESCRIPTOR)
     pool = descriptor_pool.DescriptorPool()
     for proto in files.values():
@@ -63,7 +70,7 @@ def handler(
     chosen = (
         services if services is not None else [s for p in catalogue.CATALOGUE for s in p.services]
     )
-    names = [s.full_name for s in chosen if s.public]
+    names = [s.full_name for s in chosen if reflected(s)]
     servicer = reflection_aio.ReflectionServicer(names, pool=public_pool(chosen))
     return grpc.method_handlers_generic_handler(
         SERVICE_NAME,

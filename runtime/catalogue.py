@@ -57,6 +57,10 @@ class GrpcService:
     proto_module: str
     """The generated module whose file declares it, for whoever needs its descriptor."""
     public: bool
+    rest_only: bool = False
+    """Public only for its RPCs with a `google.api.http` rule, as REST, and only to admin tokens
+    (the servicer checks the role): no gRPC route, not reflected, so its other RPCs (repairs,
+    rebuilds) stay on the service's own port. docs/gateway.md, "Operator views"."""
 
 
 @dataclass(frozen=True)
@@ -111,14 +115,21 @@ class Process:
         return tuple(s.full_name for s in self.services if s.public)
 
     @property
+    def grpc_routed_services(self) -> tuple[str, ...]:
+        """The public services the gateway routes by gRPC service name and reflects."""
+        return tuple(s.full_name for s in self.services if s.public and not s.rest_only)
+
+    @property
     def registered_service(self) -> str | None:
         """The service the registry resolves for this process (its first one); None for
         stand-ins, which do not register."""
         return None if self.standin or not self.services else self.services[0].full_name
 
 
-def _service(full_name: str, proto_module: str, *, public: bool) -> GrpcService:
-    return GrpcService(full_name, proto_module, public)
+def _service(
+    full_name: str, proto_module: str, *, public: bool, rest_only: bool = False
+) -> GrpcService:
+    return GrpcService(full_name, proto_module, public, rest_only)
 
 
 CATALOGUE: tuple[Process, ...] = (
@@ -135,7 +146,8 @@ CATALOGUE: tuple[Process, ...] = (
             _service(
                 "shop.orders.v1.OrdersAdminService",
                 "shop.orders.v1.orders_service_pb2",
-                public=False,
+                public=True,
+                rest_only=True,
             ),
         ),
         streams=(Stream("orders", StreamKind.EVENTS),),
@@ -243,7 +255,14 @@ def gateway_processes() -> tuple[Process, ...]:
 
 
 def public_services() -> tuple[str, ...]:
+    """What the gateway transcodes and the OpenAPI document describes."""
     return tuple(name for p in CATALOGUE for name in p.public_services)
+
+
+def grpc_routed_services() -> tuple[str, ...]:
+    """The public services the gateway also routes by gRPC name and reflects: all but the
+    REST-only ones."""
+    return tuple(name for p in CATALOGUE for name in p.grpc_routed_services)
 
 
 def streams() -> tuple[Stream, ...]:
@@ -291,6 +310,10 @@ def _check() -> None:
             service = call.rsplit(".", 1)[0]
             if not any(service in (s.full_name for s in q.services) for q in CATALOGUE if q != p):
                 problems.append(f"{p.name}: calls {call}, not a service of another process")
+        if p.services and p.services[0].rest_only:
+            problems.append(f"{p.name}: its first service is what registers; not a REST-only one")
+        if any(s.rest_only and not s.public for s in p.services):
+            problems.append(f"{p.name}: a REST-only service is a public one")
         if p.standin and (p.public_services or p.streams):
             problems.append(f"{p.name}: a stand-in is outside the shop (no public API, no streams)")
     if problems:

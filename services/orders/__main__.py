@@ -7,6 +7,7 @@ from shop.orders.v1 import orders_service_pb2_grpc
 
 from runtime.clients import ServiceClient
 from runtime.server import Platform, ServiceParts, run_service
+from runtime.trace_files import TraceFiles
 from services.orders import consumers, store, workers
 from services.orders.application import Orders, OrdersConfig
 from services.orders.clients import INVENTORY_SERVICE, InventoryPricing
@@ -39,7 +40,7 @@ def wire(platform: Platform) -> ServiceParts:
             ),
             (
                 orders_service_pb2_grpc.add_OrdersAdminServiceServicer_to_server,
-                OrdersAdminApi(orders),
+                OrdersAdminApi(orders, TraceFiles(platform.settings.data_dir)),
                 ADMIN_SERVICE_NAME,
             ),
         ],

@@ -1,15 +1,20 @@
 """OrdersService and OrdersAdminService over gRPC: who is calling, one application call, and
-the translation to and from protobuf. Contract rules run before these (the interceptor)."""
+the translation to and from protobuf. Contract rules run before these (the interceptor).
+
+Every admin method needs the admin role: internal callers have it, and the gateway forwards the
+read-only views (GetSaga, GetOrderTrace) to any valid token, so the check is here."""
 
 from __future__ import annotations
 
 import grpc
 from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from shop.orders.v1 import events_pb2 as ev
 from shop.orders.v1 import orders_pb2, orders_service_pb2, orders_service_pb2_grpc
 
-from runtime.caller import caller_of
+from runtime.caller import Role, caller_of
 from runtime.ids import timestamp
+from runtime.trace_files import SpanRecord, TraceFiles
 from services.orders import saga
 from services.orders.application import Orders
 from services.orders.domain import Line, Order
@@ -131,15 +136,61 @@ class OrdersApi(orders_service_pb2_grpc.OrdersServiceServicer):
         return orders_service_pb2.ListOrderEventsResponse(events=[event_pb(e) for e in events])
 
 
+TRACE_ATTRIBUTE_PREFIXES = ("order.", "rpc.", "messaging.destination", "messaging.message.")
+"""The span attributes GetOrderTrace returns: what an operator reads (the order, the RPC and its
+status, the message), not the instrumentation's internals."""
+
+
+def trace_pb(trace_id: str, spans: list[SpanRecord]) -> orders_service_pb2.Trace:
+    start = min(s.start_ns for s in spans)
+    end = max(s.end_ns for s in spans)
+    return orders_service_pb2.Trace(
+        trace_id=trace_id,
+        start_time=timestamp_of_ns(start),
+        duration_ms=(end - start) / 1e6,
+        services=sorted({s.service for s in spans}),
+        spans=[
+            orders_service_pb2.TraceSpan(
+                span_id=s.span_id,
+                parent_span_id=s.parent_span_id or "",
+                service=s.service,
+                name=s.name,
+                kind=s.kind,
+                start_offset_ms=(s.start_ns - start) / 1e6,
+                duration_ms=s.duration_ms,
+                status=s.status,
+                attributes={
+                    key: str(value)
+                    for key, value in s.attributes.items()
+                    if key.startswith(TRACE_ATTRIBUTE_PREFIXES)
+                },
+            )
+            for s in spans
+        ],
+    )
+
+
+def timestamp_of_ns(ns: int) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromNanoseconds(ns)
+    return stamp
+
+
+def require_admin(context: grpc.aio.ServicerContext) -> None:
+    caller_of(context).require_role(Role.ADMIN)
+
+
 class OrdersAdminApi(orders_service_pb2_grpc.OrdersAdminServiceServicer):
-    def __init__(self, orders: Orders) -> None:
+    def __init__(self, orders: Orders, traces: TraceFiles) -> None:
         self._orders = orders
+        self._traces = traces
 
     async def RebuildReadModels(
         self,
         request: orders_service_pb2.RebuildReadModelsRequest,
         context: grpc.aio.ServicerContext,
     ) -> orders_service_pb2.RebuildReadModelsResponse:
+        require_admin(context)
         orders, events = await self._orders.rebuild_read_models()
         return orders_service_pb2.RebuildReadModelsResponse(
             orders_rebuilt=orders, events_replayed=events
@@ -148,6 +199,7 @@ class OrdersAdminApi(orders_service_pb2_grpc.OrdersAdminServiceServicer):
     async def ListSagas(
         self, request: orders_service_pb2.ListSagasRequest, context: grpc.aio.ServicerContext
     ) -> orders_service_pb2.ListSagasResponse:
+        require_admin(context)
         step = orders_pb2.SagaStep.Name(request.step).removeprefix("SAGA_STEP_")
         page = await self._orders.list_sagas(
             None if step == "UNSPECIFIED" else saga.SagaStep(step),
@@ -162,8 +214,18 @@ class OrdersAdminApi(orders_service_pb2_grpc.OrdersAdminServiceServicer):
     async def GetSaga(
         self, request: orders_service_pb2.GetSagaRequest, context: grpc.aio.ServicerContext
     ) -> orders_service_pb2.GetSagaResponse:
+        require_admin(context)
         return orders_service_pb2.GetSagaResponse(
             saga=saga_pb(await self._orders.get_saga(request.order_id))
+        )
+
+    async def GetOrderTrace(
+        self, request: orders_service_pb2.GetOrderTraceRequest, context: grpc.aio.ServicerContext
+    ) -> orders_service_pb2.GetOrderTraceResponse:
+        require_admin(context)
+        found = await self._traces.order_traces(request.order_id)
+        return orders_service_pb2.GetOrderTraceResponse(
+            traces=[trace_pb(trace_id, spans) for trace_id, spans in found.items()]
         )
 
     async def RetryCompensation(
@@ -171,12 +233,14 @@ class OrdersAdminApi(orders_service_pb2_grpc.OrdersAdminServiceServicer):
         request: orders_service_pb2.RetryCompensationRequest,
         context: grpc.aio.ServicerContext,
     ) -> orders_service_pb2.RetryCompensationResponse:
+        require_admin(context)
         retried = await self._orders.retry_compensation(request.order_id)
         return orders_service_pb2.RetryCompensationResponse(saga=saga_pb(retried))
 
     async def ResolveSaga(
         self, request: orders_service_pb2.ResolveSagaRequest, context: grpc.aio.ServicerContext
     ) -> orders_service_pb2.ResolveSagaResponse:
+        require_admin(context)
         resolved = await self._orders.resolve_saga(request.order_id, request.reason)
         return orders_service_pb2.ResolveSagaResponse(saga=saga_pb(resolved))
 
@@ -185,6 +249,7 @@ class OrdersAdminApi(orders_service_pb2_grpc.OrdersAdminServiceServicer):
         request: orders_service_pb2.ListOverdueCancellationsRequest,
         context: grpc.aio.ServicerContext,
     ) -> orders_service_pb2.ListOverdueCancellationsResponse:
+        require_admin(context)
         overdue = await self._orders.overdue_cancellations(
             request.cancelling_for_s or self._orders.config.cancellation_alert_s
         )

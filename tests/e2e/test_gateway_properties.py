@@ -32,7 +32,6 @@ from tools.runner.gateway import (
     GatewaySettings,
     RouteLimit,
     RouteLimits,
-    public_services,
 )
 from tools.runner.topology import Topology
 
@@ -102,7 +101,7 @@ def test_generated_rest_calls_get_documented_answers(shop: Gateway) -> None:
 
 def grpc_methods() -> list[tuple[str, Any]]:
     found = []
-    for service_name in [*public_services(), PAYGATE_SERVICE]:
+    for service_name in [*catalogue.grpc_routed_services(), PAYGATE_SERVICE]:
         service = service_descriptor(service_name)
         found += [(f"/{service_name}/{m.name}", m.input_type) for m in service.methods]
     return found

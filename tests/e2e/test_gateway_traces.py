@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.gateway import call, token_for
+from runtime.trace_files import SpanRecord, load_spans, order_traces
+from tests.support.gateway import admin_token, call, token_for
 from tests.support.orders_through_gateway import stock_and_credit
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import ServiceRunner
-from tools.devstack.traces import SpanRecord, load_spans, order_traces
 from tools.runner.gateway import Gateway
 from tools.runner.topology import Topology
 
@@ -155,6 +155,49 @@ def test_devstack_trace_prints_the_orders_waterfall(
     assert "no trace has a span for order ord_unknown" in unknown.stdout
 
 
+def test_an_admin_reads_an_orders_saga_and_trace_through_the_gateway_and_no_one_else(
+    services: ServiceRunner, gateway: Gateway, topology: Topology
+) -> None:
+    services.start_shop()
+    order_id = place_confirmed_order(gateway, stock_and_credit(gateway, "alice"))
+    trace_id, spans = order_trace(topology, order_id)
+    admin = admin_token()
+
+    saga = call(gateway, "GET", f"/v1/orders/{order_id}/saga", token=admin)
+    traced = call(gateway, "GET", f"/v1/orders/{order_id}/trace", token=admin)
+
+    assert saga.status == 200, saga.body
+    steps = [s["step"] for s in saga.json()["saga"]["steps"]]
+    assert steps[0] == "SAGA_STEP_RESERVING" and steps[-1] == "SAGA_STEP_DONE", steps
+    assert saga.json()["saga"]["step"] == "SAGA_STEP_DONE"
+    assert len(saga.json()["saga"]["commandsSent"]) >= 2
+    assert traced.status == 200, traced.body
+    first = traced.json()["traces"][0]
+    assert first["traceId"] == trace_id
+    assert set(first["services"]) >= SERVICES
+    answered = {s["spanId"] for s in first["spans"]}
+    assert answered >= {s.span_id for s in spans}  # spans written since are answered too
+    placed = [s for s in first["spans"] if s["name"].endswith("/PlaceOrder")]
+    assert placed[0]["startOffsetMs"] == 0 and placed[0]["attributes"]["order.id"] == order_id
+    assert all(s["durationMs"] >= 0 for s in first["spans"])
+
+    # Admin only: a customer, even the order's own, is refused; no token is unauthenticated.
+    for path in (f"/v1/orders/{order_id}/saga", f"/v1/orders/{order_id}/trace"):
+        customer = call(gateway, "GET", path, token=token_for("alice"))
+        assert (customer.status, customer.json()["code"]) == (403, 7), customer.body
+        anonymous = call(gateway, "GET", path)
+        assert (anonymous.status, anonymous.json()["code"]) == (401, 16), anonymous.body
+    # Clear errors on bad input: an unknown order, a malformed id.
+    for view in ("saga", "trace"):
+        unknown = call(gateway, "GET", f"/v1/orders/ord_unknown/{view}", token=admin)
+        assert (unknown.status, unknown.json()["code"]) == (404, 5), unknown.body
+    malformed = call(gateway, "GET", "/v1/orders/ord%20x/trace", token=admin)
+    assert (malformed.status, malformed.json()["code"]) == (400, 3), malformed.body
+    # The repairs stay internal: no route reaches them by gRPC name, as REST or gRPC.
+    repair = call(gateway, "POST", "/shop.orders.v1.OrdersAdminService/ResolveSaga", token=admin)
+    assert repair.status == 404, repair.body
+
+
 def _name(row: str) -> str:
     """What follows the timeline bar: the indented name and the service."""
     return row.split("|", 2)[2][1:]
@@ -211,5 +254,9 @@ def test_with_an_otlp_endpoint_every_process_and_envoy_export_one_trace(
     [envoy] = [s for s in trace if s.span_id == placed[-1].parent_span_id]
     assert envoy.service == "gateway"
     assert envoy.parent_span_id is None
-    # Nothing went to the span files: OTLP replaces them.
+    # Nothing went to the span files: OTLP replaces them, and the trace query says where to look.
     assert not order_traces(load_spans(topology.data_dir), order_id)
+    refused = call(gateway, "GET", f"/v1/orders/{order_id}/trace", token=admin_token())
+    assert refused.status == 400, refused.body
+    assert refused.json()["code"] == 9  # FAILED_PRECONDITION
+    assert otlp_receiver.endpoint in refused.json()["message"]

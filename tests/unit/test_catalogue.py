@@ -71,7 +71,8 @@ def test_the_gateway_routes_every_public_service_and_no_internal_one(tmp_path: P
     grpc_prefixes = {r["match"]["prefix"] for r in prefixed if "grpc" in r["match"]}
     rest_prefixes = {r["match"]["prefix"] for r in prefixed if "grpc" not in r["match"]}
 
-    assert grpc_prefixes == {f"/{name}/" for name in catalogue.public_services()}
+    assert grpc_prefixes == {f"/{name}/" for name in catalogue.grpc_routed_services()}
+    assert "/shop.orders.v1.OrdersAdminService/" not in grpc_prefixes
     assert rest_prefixes == {"/v1/orders", "/v1/products", "/v1/payments"}
     assert {r["route"]["cluster"] for r in routes} == {*CLUSTERS, "public_reflection"}
 

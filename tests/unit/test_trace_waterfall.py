@@ -1,12 +1,18 @@
-"""`devstack trace`'s reading of span files: which traces belong to an order, and the
-waterfall's order, indentation, offsets and durations."""
+"""Reading span files (runtime/trace_files.py): which traces belong to an order, the trace
+query's refusals (spans sent to OTLP, no trace), and `devstack trace`'s waterfall order,
+indentation, offsets and durations."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
-from tools.devstack.traces import load_spans, order_traces, waterfall
+import pytest
+
+from runtime.errors import FailedPreconditionError, NotFoundError
+from runtime.trace_files import OTLP_ENDPOINT_ENV, TraceFiles, load_spans, order_traces
+from tools.devstack.traces import waterfall
 
 MS = 1_000_000
 
@@ -76,3 +82,20 @@ def test_the_waterfall_indents_children_under_their_parent_in_start_order(
     assert names == ["place", "  first", "    grandchild", "  second"]
     assert lines[1].startswith("     10.0 ms      10.0 ms |")
     assert lines[0].split("|")[1] == "█" * 30  # the root spans the whole timeline
+
+
+def test_the_trace_query_answers_an_orders_traces_and_says_why_when_it_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = TraceFiles(tmp_path)
+    monkeypatch.delenv(OTLP_ENDPOINT_ENV, raising=False)
+    with pytest.raises(FailedPreconditionError, match="no span files"):
+        asyncio.run(files.order_traces("o1"))
+    write(tmp_path, "orders.1.jsonl", span("a", "1", None, "place", 0, 10, **{"order.id": "o1"}))
+
+    assert list(asyncio.run(files.order_traces("o1"))) == ["a" * 32]
+    with pytest.raises(NotFoundError):
+        asyncio.run(files.order_traces("o2"))
+    monkeypatch.setenv(OTLP_ENDPOINT_ENV, "http://collector:4317")
+    with pytest.raises(FailedPreconditionError, match="collector:4317"):
+        asyncio.run(files.order_traces("o1"))

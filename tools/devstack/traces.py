@@ -1,90 +1,22 @@
 """`python -m tools.devstack trace <order_id>`: an order's trace as an indented waterfall.
 
 Reads the JSON-lines span files every process writes under `<data dir>/traces/` when no OTLP
-endpoint is set (runtime/tracing.py), finds the traces holding a span whose `order.id` is the
-order, and prints each span under its parent with its start offset and duration. Tests read
-traces through `load_spans` and `order_traces` too, so what they check is what a developer sees.
+endpoint is set (runtime/tracing.py) through runtime/trace_files.py, the reader the orders
+admin service's GetOrderTrace (the console's waterfall) and the tests use too, so what they
+check and what the console shows is what a developer sees here; this module only draws it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.trace_files import SpanRecord, load_spans, order_traces, traces_dir, unreadable_reason
+
 BAR_WIDTH = 30
 """Characters of the waterfall's timeline column."""
-
-
-@dataclass(frozen=True)
-class SpanRecord:
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
-    name: str
-    kind: str
-    service: str
-    start_ns: int
-    end_ns: int
-    status: str
-    attributes: dict[str, Any] = field(default_factory=dict)
-    links: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def duration_ms(self) -> float:
-        return (self.end_ns - self.start_ns) / 1e6
-
-    @classmethod
-    def parse(cls, line: str) -> SpanRecord:
-        raw = json.loads(line)
-        return cls(
-            trace_id=raw["trace_id"],
-            span_id=raw["span_id"],
-            parent_span_id=raw.get("parent_span_id"),
-            name=raw["name"],
-            kind=raw["kind"],
-            service=raw.get("service") or "?",
-            start_ns=int(raw["start_ns"]),
-            end_ns=int(raw["end_ns"]),
-            status=raw.get("status", "UNSET"),
-            attributes=dict(raw.get("attributes") or {}),
-            links=tuple((x["trace_id"], x["span_id"]) for x in raw.get("links") or []),
-        )
-
-
-def traces_dir(data_dir: Path) -> Path:
-    return data_dir / "traces"
-
-
-def load_spans(data_dir: Path) -> list[SpanRecord]:
-    """Every span every process of the stack in `data_dir` has written so far; a line still
-    being written (a process killed mid-write) is skipped."""
-    spans: list[SpanRecord] = []
-    for path in sorted(traces_dir(data_dir).glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                spans.append(SpanRecord.parse(line))
-            except (ValueError, KeyError):
-                continue
-    return spans
-
-
-def order_traces(spans: Iterable[SpanRecord], order_id: str) -> dict[str, list[SpanRecord]]:
-    """{trace id: its spans, by start time} for every trace that served `order_id`, the trace
-    the order was placed in first."""
-    spans = list(spans)
-    ids = {s.trace_id for s in spans if s.attributes.get("order.id") == order_id}
-    by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
-    for span in spans:
-        if span.trace_id in ids:
-            by_trace[span.trace_id].append(span)
-    for members in by_trace.values():
-        members.sort(key=lambda s: s.start_ns)
-    return dict(sorted(by_trace.items(), key=lambda item: item[1][0].start_ns))
 
 
 def waterfall(spans: list[SpanRecord]) -> list[str]:
@@ -123,11 +55,9 @@ def add_commands(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace, data_dir: Path) -> int:
-    if not traces_dir(data_dir).is_dir():
-        print(
-            f"no span files under {traces_dir(data_dir)}: is the stack running with tracing on"
-            " and without OTEL_EXPORTER_OTLP_ENDPOINT (which sends spans to a collector)?"
-        )
+    reason = unreadable_reason(data_dir)
+    if reason is not None:
+        print(f"no trace to read: {reason}")
         return 1
     found = order_traces(load_spans(data_dir), args.order_id)
     if not found:

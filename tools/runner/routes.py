@@ -16,7 +16,10 @@ client retries with its idempotency key) and a read
 route (everything else on the prefix: safe to repeat, so a refused connection or UNAVAILABLE is
 retried on another instance). Per public gRPC service: a route by service name (a client's
 grpc-timeout honoured up to the write timeout; methods read and write alike, so only failures
-that prove the request never reached a service are retried). Internal services get no route.
+that prove the request never reached a service are retried). Internal services get no route,
+and REST-only ones (the orders admin service's read-only views, runtime/catalogue.py) no gRPC
+route: their annotated RPCs ride the REST routes of their process's prefix, the rest stay
+internal.
 Last, reflection, rewritten to the registry's public reflection (registry/public_reflection.py),
 so it lists only public services; a stream, so not buffered and never retried.
 """
@@ -66,7 +69,7 @@ def service_routes() -> list[Route]:
             routes.append(Route(f"{resource}_write", RouteKind.WRITE, p.rest_prefix, p.name))
             routes.append(Route(f"{resource}_read", RouteKind.READ, p.rest_prefix, p.name))
     for p in processes:
-        for i, service in enumerate(p.public_services):
+        for i, service in enumerate(p.grpc_routed_services):
             name = f"grpc_{p.name}" if i == 0 else f"grpc_{p.name}_{service.rsplit('.', 1)[-1]}"
             routes.append(Route(name.lower(), RouteKind.GRPC, f"/{service}/", p.name))
     routes.append(

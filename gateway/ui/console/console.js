@@ -3,15 +3,18 @@
 // gateway's JSON error message.
 "use strict";
 
-// Views that depend on APIs the gateway may not route yet: each is tried, and when it does not
-// answer 200 the console says it is not available and how to see the same from the terminal.
-const OPTIONAL_VIEWS = {
-  saga: { path: (id) => `/v1/sagas/${encodeURIComponent(id)}`, cli: "python -m tools.devstack sagas" },
-  trace: { path: (id) => `/v1/traces/${encodeURIComponent(id)}`, cli: "python -m tools.devstack trace <order_id>" },
+// The operator views of one order, each answered by the orders admin service through the
+// gateway to tokens with the admin role only; with any other token the panel shows the
+// gateway's refusal and the command that shows the same in a terminal.
+const OPERATOR_VIEWS = {
+  saga: { path: (id) => `/v1/orders/${encodeURIComponent(id)}/saga`, cli: "python -m tools.devstack sagas", render: renderSaga },
+  trace: { path: (id) => `/v1/orders/${encodeURIComponent(id)}/trace`, cli: "python -m tools.devstack trace <order_id>", render: renderTraces },
 };
 
 const $ = (id) => document.getElementById(id);
 const shortStatus = (s) => String(s || "").replace(/^ORDER_STATUS_/, "");
+const shortStep = (s) => String(s || "").replace(/^SAGA_STEP_/, "");
+const shortType = (t) => String(t || "").split(".").pop();
 
 function element(tag, text, className) {
   const node = document.createElement(tag);
@@ -74,33 +77,122 @@ function renderTimeline(events) {
   }
 }
 
-async function showOptional(name, orderId) {
-  const view = OPTIONAL_VIEWS[name];
+function field(list, label, value) {
+  list.append(element("dt", label), element("dd", value === undefined || value === "" ? "-" : String(value)));
+}
+
+function commandList(commands) {
+  return (commands || []).map((c) => `${shortType(c.typeName)} (${c.commandId})`).join(", ");
+}
+
+// The saga: where it stands, then every step it went through with the time it entered it.
+function renderSaga(target, body) {
+  const saga = body.saga || {};
+  const facts = element("dl", undefined, "saga-facts");
+  field(facts, "state", shortStep(saga.step));
+  field(facts, "entered", saga.stepTime);
+  field(facts, "deadline", saga.deadline);
+  field(facts, "attempts (operator re-sends)", saga.attempt);
+  field(facts, "reason", saga.reason);
+  field(facts, "commands sent", commandList(saga.commandsSent));
+  field(facts, "waiting on", commandList(saga.pendingCommands));
+  field(facts, "resolution", saga.resolution);
+  const steps = element("table", undefined, "saga-steps");
+  steps.createTHead().insertRow().append(element("th", "step"), element("th", "entered"));
+  const rows = steps.createTBody();
+  for (const step of saga.steps || []) {
+    const row = rows.insertRow();
+    row.dataset.step = shortStep(step.step);
+    row.insertCell().textContent = shortStep(step.step);
+    row.insertCell().textContent = step.enterTime || "";
+  }
+  target.append(facts, steps);
+}
+
+// One trace as a waterfall: each span under its parent, its bar placed and sized on the
+// trace's duration, with its service and duration.
+function renderTrace(trace) {
+  const spans = trace.spans || [];
+  const total = Math.max(Number(trace.durationMs) || 0, 0.001);
+  const known = new Set(spans.map((s) => s.spanId));
+  const children = new Map();
+  for (const span of spans) {
+    const parent = known.has(span.parentSpanId) ? span.parentSpanId : "";
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(span);
+  }
+  const table = element("table", undefined, "waterfall");
+  table.dataset.traceId = trace.traceId;
+  table.createTHead().insertRow().append(
+    element("th", "span"), element("th", "service"), element("th", "ms"), element("th", "timeline"));
+  const rows = table.createTBody();
+  const walk = (parent, depth) => {
+    for (const span of (children.get(parent) || []).sort((a, b) => a.startOffsetMs - b.startOffsetMs)) {
+      const row = rows.insertRow();
+      row.dataset.service = span.service;
+      row.dataset.depth = String(depth);
+      if (span.status === "ERROR") row.className = "span-error";
+      const name = row.insertCell();
+      name.textContent = span.name;
+      name.style.paddingLeft = `${depth * 1.2 + 0.4}em`;
+      name.title = Object.entries(span.attributes || {}).map(([k, v]) => `${k}=${v}`).join("\n");
+      row.insertCell().textContent = span.service;
+      row.insertCell().textContent = Number(span.durationMs).toFixed(1);
+      const bar = element("span", undefined, "bar");
+      bar.style.marginLeft = `${(Number(span.startOffsetMs) / total) * 100}%`;
+      bar.style.width = `${Math.max((Number(span.durationMs) / total) * 100, 0.5)}%`;
+      const lane = element("div", undefined, "lane");
+      lane.append(bar);
+      row.insertCell().append(lane);
+      walk(span.spanId, depth + 1);
+    }
+  };
+  walk("", 0);
+  const heading = element("p", `trace ${trace.traceId}: ${spans.length} spans across ${(trace.services || []).join(", ")}, ${Number(trace.durationMs).toFixed(1)} ms`, "trace-summary");
+  return [heading, table];
+}
+
+function renderTraces(target, body) {
+  for (const trace of body.traces || []) target.append(...renderTrace(trace));
+}
+
+async function showOperatorView(name, orderId) {
+  const view = OPERATOR_VIEWS[name];
   const target = $(name);
   target.replaceChildren();
   try {
-    const body = await api(view.path(orderId));
-    target.append(element("pre", JSON.stringify(body, null, 2)));
+    view.render(target, await api(view.path(orderId)));
   } catch (error) {
-    target.append(element("p", `not available through the gateway (${error.message}); see \`${view.cli}\``, "note"));
+    target.append(element("p", `${error.message} (needs a token with the admin role; in a terminal: \`${view.cli}\`)`, "note"));
   }
 }
 
+// The order's status and timeline are the customer's (the token's subject); its saga and
+// trace are operator views, shown for any order id to a token with the admin role.
 async function openOrder(orderId) {
   showError(null);
-  try {
-    const [order, history] = await Promise.all([
-      api(`/v1/orders/${encodeURIComponent(orderId)}`),
-      api(`/v1/orders/${encodeURIComponent(orderId)}/events`),
-    ]);
-    $("order-id").textContent = orderId;
-    $("order-status").textContent = shortStatus(order.order.status);
-    renderTimeline(history.events || []);
-    $("order").hidden = false;
-    await Promise.all([showOptional("saga", orderId), showOptional("trace", orderId)]);
-  } catch (error) {
-    showError(error);
-  }
+  $("order-id").textContent = orderId;
+  $("order-status").textContent = "";
+  $("timeline").replaceChildren();
+  $("order").hidden = false;
+  const customerViews = (async () => {
+    try {
+      const [order, history] = await Promise.all([
+        api(`/v1/orders/${encodeURIComponent(orderId)}`),
+        api(`/v1/orders/${encodeURIComponent(orderId)}/events`),
+      ]);
+      $("order-status").textContent = shortStatus(order.order.status);
+      renderTimeline(history.events || []);
+    } catch (error) {
+      showError(error);
+    }
+  })();
+  await Promise.all([customerViews, showOperatorView("saga", orderId), showOperatorView("trace", orderId)]);
 }
 
 $("load-orders").addEventListener("click", loadOrders);
+$("open-order").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const orderId = $("order-lookup").value.trim();
+  if (orderId) openOrder(orderId);
+});

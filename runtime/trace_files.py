@@ -1,0 +1,134 @@
+"""Reading the span files back: which spans make up an order's traces.
+
+runtime/tracing.py writes every finished span as a JSON line under `<data dir>/traces/` when no
+OTLP endpoint is set. Two readers need the same answer from those files: `python -m
+tools.devstack trace <order_id>` (a waterfall in the terminal) and the orders admin service's
+GetOrderTrace (the console's waterfall, through the gateway). Both read through this module, so
+the terminal and the browser always show the same spans.
+
+When OTEL_EXPORTER_OTLP_ENDPOINT is set the spans go to that collector instead and there is
+nothing here to read: `TraceFiles.order_traces` says so (FAILED_PRECONDITION), naming the
+collector, rather than answering NOT_FOUND for an order whose trace exists elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import FailedPreconditionError, NotFoundError
+from runtime.tracing import ORDER_ID, enabled
+
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+"""The standard variable: when set, spans go to that collector, not to files."""
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """One span as runtime/tracing.py's JsonLinesExporter wrote it."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    service: str
+    start_ns: int
+    end_ns: int
+    status: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    links: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
+
+    @classmethod
+    def parse(cls, line: str) -> SpanRecord:
+        raw = json.loads(line)
+        return cls(
+            trace_id=raw["trace_id"],
+            span_id=raw["span_id"],
+            parent_span_id=raw.get("parent_span_id"),
+            name=raw["name"],
+            kind=raw["kind"],
+            service=raw.get("service") or "?",
+            start_ns=int(raw["start_ns"]),
+            end_ns=int(raw["end_ns"]),
+            status=raw.get("status", "UNSET"),
+            attributes=dict(raw.get("attributes") or {}),
+            links=tuple((x["trace_id"], x["span_id"]) for x in raw.get("links") or []),
+        )
+
+
+def traces_dir(data_dir: Path) -> Path:
+    return data_dir / "traces"
+
+
+def load_spans(data_dir: Path) -> list[SpanRecord]:
+    """Every span every process of the stack in `data_dir` has written so far; a line still
+    being written (a process killed mid-write) is skipped."""
+    spans: list[SpanRecord] = []
+    for path in sorted(traces_dir(data_dir).glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                spans.append(SpanRecord.parse(line))
+            except (ValueError, KeyError):
+                continue
+    return spans
+
+
+def order_traces(spans: Iterable[SpanRecord], order_id: str) -> dict[str, list[SpanRecord]]:
+    """{trace id: its spans, by start time} for every trace that served `order_id`, the trace
+    the order was placed in first."""
+    spans = list(spans)
+    ids = {s.trace_id for s in spans if s.attributes.get(ORDER_ID) == order_id}
+    by_trace: dict[str, list[SpanRecord]] = defaultdict(list)
+    for span in spans:
+        if span.trace_id in ids:
+            by_trace[span.trace_id].append(span)
+    for members in by_trace.values():
+        members.sort(key=lambda s: s.start_ns)
+    return dict(sorted(by_trace.items(), key=lambda item: item[1][0].start_ns))
+
+
+def unreadable_reason(data_dir: Path) -> str | None:
+    """Why the span files cannot hold any trace, or None when they can: spans sent to an OTLP
+    collector, tracing turned off, or no process of this data folder has written one yet."""
+    endpoint = os.environ.get(OTLP_ENDPOINT_ENV)
+    if endpoint:
+        return (
+            f"spans go to the OTLP collector at {endpoint} ({OTLP_ENDPOINT_ENV} is set), not to"
+            " span files: read the trace in that backend (Jaeger, Tempo, ...)"
+        )
+    if not enabled():
+        return "tracing is off (CONCORD_TRACING=off): no spans are recorded"
+    if not traces_dir(data_dir).is_dir():
+        return f"no span files under {traces_dir(data_dir)} yet"
+    return None
+
+
+@dataclass(frozen=True)
+class TraceFiles:
+    """The span files of the processes sharing one data folder (the dev topology), as a query
+    a service can answer without blocking its event loop."""
+
+    data_dir: Path
+
+    async def order_traces(self, order_id: str) -> dict[str, list[SpanRecord]]:
+        """The order's traces; FailedPreconditionError when spans are not in files here,
+        NotFoundError when no span names the order."""
+        reason = unreadable_reason(self.data_dir)
+        if reason is not None:
+            raise FailedPreconditionError("TRACES_NOT_IN_FILES", reason)
+        spans = await asyncio.to_thread(load_spans, self.data_dir)
+        found = order_traces(spans, order_id)
+        if not found:
+            raise NotFoundError("trace of order", order_id)
+        return found
