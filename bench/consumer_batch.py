@@ -157,7 +157,7 @@ def postgres_rows(nats: NatsServer, port: int) -> list[Row]:
 def main() -> None:
     for found in rows():
         print(
-            f"{found.figure}: {found.value:,.0f} {found.unit} against {found.baseline:,.0f}:"
+            f"{found.figure}: {found.value:,.4g} {found.unit} against {found.baseline:,.4g}:"
             f" ratio {found.ratio:.2f}"
         )
 

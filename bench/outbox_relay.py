@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
@@ -26,9 +27,11 @@ from runtime.database import Connection
 from runtime.messages import Envelope
 from runtime.outbox import DEFAULT_PUBLISH_WINDOW, OutboxRelay
 from runtime.sqlite_database import SqliteDatabase
+from runtime.streams import commands_stream
 from tools.runner.nats import NatsServer
 from tools.runner.ports import free_ports
 
+ROUNDS = 6
 ORDERS = 500
 """Aggregates the messages belong to, interleaved: a window holds at most one per order."""
 REQUEST_TIMEOUT_S = 10.0
@@ -88,6 +91,9 @@ async def relay_rate(bus: Bus, db: SqliteDatabase, messages: list[Envelope], win
 
 
 async def measure(nats: NatsServer, folder: Path) -> dict[str, float]:
+    """Messages per second of each mode over every round. Each round runs the three modes
+    back to back, in a rotating order, so a neighbour's load on the shared machine falls on
+    all of them alike."""
     bus = Bus([nats.url], "bench-outbox-relay", REQUEST_TIMEOUT_S)
     await bus.connect()
     await bus.ensure_streams()
@@ -95,16 +101,30 @@ async def measure(nats: NatsServer, folder: Path) -> dict[str, float]:
     await db.open({"outbox": outbox.MIGRATIONS})
     nc = await nats_client.connect(nats.url)
     window = DEFAULT_PUBLISH_WINDOW
-    many, few = scaled(6000, 600), scaled(1500, 150)
+    count = scaled(1500, 300)
+    modes: dict[str, Callable[[list[Envelope]], Awaitable[float]]] = {
+        "nats_py": partial(nats_py_rate, nc, window=window),
+        "relay": partial(relay_rate, bus, db, window=window),
+        "relay_1": partial(relay_rate, bus, db, window=1),
+    }
+    elapsed = dict.fromkeys(modes, 0.0)
+    cpu = dict.fromkeys(modes, 0.0)
+    rounds = scaled(ROUNDS, 1)
     try:
-        await relay_rate(bus, db, envelopes("warm", few), window)  # warm-up, not counted
-        rates = {
-            "nats_py": await nats_py_rate(nc, envelopes("raw", many), window),
-            "relay": await relay_rate(bus, db, envelopes("win", many), window),
-            "relay_1": await relay_rate(bus, db, envelopes("one", few), 1),
+        await relay_rate(bus, db, envelopes("warm", count), window)  # warm-up, not counted
+        names = list(modes)
+        for round_ in range(rounds):
+            for name in names[round_ % 3 :] + names[: round_ % 3]:
+                cpu_before = time.process_time()
+                rate = await modes[name](envelopes(f"{name}-{round_}", count))
+                cpu[name] += time.process_time() - cpu_before
+                elapsed[name] += count / rate
+            await bus.js.purge_stream(commands_stream("inventory"))
+        sent = rounds * count
+        return {
+            **{name: sent / took for name, took in elapsed.items()},
+            **{f"{name}_cpu_ms": 1000 * took / sent for name, took in cpu.items()},
         }
-        await bus.js.purge_stream("SHOP_INVENTORY_COMMANDS")
-        return rates
     finally:
         await nc.close()
         await bus.close()
@@ -122,6 +142,7 @@ def rows() -> list[Row]:
         finally:
             nats.stop()
     relay, raw, one = rates["relay"], rates["nats_py"], rates["relay_1"]
+    cpu, cpu_one = rates["relay_cpu_ms"], rates["relay_1_cpu_ms"]
     return [
         Row(
             f"outbox relay msgs/s (window {window}) / nats-py publish_async (window {window})",
@@ -139,13 +160,21 @@ def rows() -> list[Row]:
             relay / one,
             None,
         ),
+        Row(
+            f"outbox relay CPU per message (this process), window {window} / window 1",
+            cpu,
+            "ms/msg",
+            cpu_one,
+            cpu / cpu_one,
+            None,
+        ),
     ]
 
 
 def main() -> None:
     for row in rows():
         print(
-            f"{row.figure}: {row.value:,.0f} {row.unit} against {row.baseline:,.0f}:"
+            f"{row.figure}: {row.value:,.4g} {row.unit} against {row.baseline:,.4g}:"
             f" ratio {row.ratio:.2f}"
         )
 

@@ -221,7 +221,7 @@ class ServiceSettings:
             outbox_publish_window=env_int("CONCORD_OUTBOX_PUBLISH_WINDOW", 64),
             consumer_ack_wait_s=env_float("CONCORD_CONSUMER_ACK_WAIT_S", 10.0),
             consumer_max_deliver=env_int("CONCORD_CONSUMER_MAX_DELIVER", 8),
-            consumer_fetch_batch=env_int("CONCORD_CONSUMER_FETCH_BATCH", 20),
+            consumer_fetch_batch=env_int("CONCORD_CONSUMER_FETCH_BATCH", 64),
             consumer_idle_check_s=env_float("CONCORD_CONSUMER_IDLE_CHECK_S", 2.0),
             nats_request_timeout_s=env_float("CONCORD_NATS_REQUEST_TIMEOUT_S", 5.0),
             sqlite_busy_timeout_ms=env_int("CONCORD_SQLITE_BUSY_TIMEOUT_MS", 5000),
