@@ -3,7 +3,9 @@
 For each message: decode it by its type header, then, in one database transaction, record its
 id in the inbox and run the handler (which may stage outgoing messages in the outbox). Only
 after that commit is the message acked, so a crash before the ack redelivers it, and the inbox
-turns the redelivery into a no-op. Messages that cannot be decoded, have no handler, or fail
+turns the redelivery into a no-op. A fetched batch shares one transaction (one commit for up to
+`consumer_fetch_batch` messages), applied in stream order; if it fails, each of its messages is
+applied in a transaction of its own, so one failing message holds up none of the others. Messages that cannot be decoded, have no handler, or fail
 `max_deliver` times go to the dead-letter subject with the reason, and are counted; an
 operator replays them once the cause is fixed (runtime/dead_letters.py), and the inbox knows a
 replay by its original id (`Concord-Replay-Of`), so it is still processed at most once.
