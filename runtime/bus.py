@@ -32,6 +32,7 @@ from nats.js.errors import NotFoundError as StreamNotFoundError
 
 from runtime.logs import get_logger
 from runtime.messages import Envelope
+from runtime.pending_acks import PendingAcks
 from runtime.streams import StreamLimits, stream_configs
 
 log = get_logger(__name__)
@@ -89,6 +90,7 @@ class Bus:
         self.generation = 0
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._acks: PendingAcks | None = None
 
     async def connect(self) -> None:
         """Connects, retrying until nats-server answers: a service may start before it."""
@@ -110,6 +112,8 @@ class Bus:
                 log.warning("nats_connect_failed", servers=self.servers, error=str(exc))
                 await asyncio.sleep(CONNECT_RETRY_S)
         self._js = self._nc.jetstream(timeout=self.request_timeout_s)
+        self._acks = PendingAcks(self._nc)
+        await self._acks.start()
         log.info("nats_connected", server=self.server)
 
     @property
@@ -191,12 +195,28 @@ class Bus:
         return True
 
     async def publish(self, envelope: Envelope) -> PubAck:
+        """Publishes and waits for JetStream's ack: one round trip per message."""
         return await self.js.publish(
             envelope.subject,
             envelope.payload,
             timeout=self.request_timeout_s,
             headers=envelope.headers(),
         )
+
+    async def send(self, envelope: Envelope) -> asyncio.Future[PubAck]:
+        """Publishes without waiting: the future resolves with JetStream's ack (or its error),
+        and `acknowledged` bounds the wait. Messages sent one after another on this connection
+        reach the server, and a stream, in that order; so a window of them can be in flight
+        while the acks come back (runtime/pending_acks.py)."""
+        if self._acks is None:
+            raise RuntimeError("bus is not connected")
+        return await self._acks.send(envelope.subject, envelope.payload, envelope.headers())
+
+    async def acknowledged(self, pending: asyncio.Future[PubAck], sent_at: float) -> PubAck:
+        """Waits for a `send`'s ack until `request_timeout_s` after `sent_at` (monotonic): a
+        publish lost in a leader election or a reconnect times out as `publish` would."""
+        remaining_s = max(0.0, sent_at + self.request_timeout_s - time.monotonic())
+        return await asyncio.wait_for(pending, timeout=remaining_s)
 
     async def close(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -207,3 +227,4 @@ class Bus:
                 await self._nc.close()
         self._nc = None
         self._js = None
+        self._acks = None

@@ -3,7 +3,9 @@
 For each message: decode it by its type header, then, in one database transaction, record its
 id in the inbox and run the handler (which may stage outgoing messages in the outbox). Only
 after that commit is the message acked, so a crash before the ack redelivers it, and the inbox
-turns the redelivery into a no-op. Messages that cannot be decoded, have no handler, or fail
+turns the redelivery into a no-op. A fetched batch shares one transaction (one commit for up to
+`consumer_fetch_batch` messages), applied in stream order; if it fails, each of its messages is
+applied in a transaction of its own, so one failing message holds up none of the others. Messages that cannot be decoded, have no handler, or fail
 `max_deliver` times go to the dead-letter subject with the reason, and are counted; an
 operator replays them once the cause is fixed (runtime/dead_letters.py), and the inbox knows a
 replay by its original id (`Concord-Replay-Of`), so it is still processed at most once.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +24,7 @@ from typing import Any
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import INVALID_SPAN, Span, StatusCode
 
 from runtime import tracing
 from runtime.bus import Bus, leader_unavailable
@@ -147,6 +150,36 @@ class PoisonMessageError(Exception):
     pass
 
 
+class Delivery:
+    """One fetched message being handled: decoded, and the context it is handled in (its log
+    fields and CONSUMER span), kept apart from the batch's other messages even while they
+    share one transaction."""
+
+    def __init__(
+        self, msg: Msg, message_id: str, type_name: str, message: Message, handler: Handler
+    ) -> None:
+        self.msg = msg
+        self.message_id = message_id
+        self.type_name = type_name
+        self.message = message
+        self.handler = handler
+        self.context = contextvars.copy_context()
+        self._scope = contextlib.ExitStack()
+        self.span: Span = INVALID_SPAN
+
+    def open(
+        self,
+        fields: contextlib.AbstractContextManager[None],
+        span: contextlib.AbstractContextManager[Span],
+    ) -> None:
+        self.context.run(self._scope.enter_context, fields)
+        self.span = self.context.run(self._scope.enter_context, span)
+
+    def close(self) -> None:
+        """Ends the span (once; later calls do nothing)."""
+        self.context.run(self._scope.close)
+
+
 class Consumer:
     def __init__(
         self, sub: Subscription, bus: Bus, db: Database, settings: ServiceSettings
@@ -226,8 +259,7 @@ class Consumer:
                         return
                     continue
                 idle_rounds = 0
-                for msg in msgs:
-                    await self._process(msg)
+                await self._process(msgs)
         finally:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
@@ -274,43 +306,93 @@ class Consumer:
             ),
         ]
 
-    async def _process(self, msg: Msg) -> None:
+    async def _process(self, msgs: list[Msg]) -> None:
+        """Applies a fetched batch in one transaction, in fetch order, then acks each message:
+        the effects and inbox entries are those of applying them one by one, committed at
+        once. If the batch fails (a handler raised, the database refused), it rolls back and
+        each message is applied alone, so only the failing one is naked or dead-lettered."""
+        deliveries = [d for msg in msgs if (d := await self._receive(msg)) is not None]
+        try:
+            if len(deliveries) > 1 and await self._apply_together(deliveries):
+                return
+            for delivery in deliveries:
+                await self._apply_alone(delivery)
+        finally:
+            for delivery in deliveries:
+                delivery.close()
+
+    async def _receive(self, msg: Msg) -> Delivery | None:
+        """The message decoded, in its own log context and CONSUMER span; None when it was
+        poison and went to the dead-letter subject."""
         if msg.metadata.num_delivered and msg.metadata.num_delivered > 1:
             self.stats.redelivered += 1
         headers = msg.headers or {}
         type_name = headers.get(HEADER_TYPE, "")
         message_id = inbox_id(headers)
         traceparent = headers.get(HEADER_TRACEPARENT)
-        trace_id = trace_id_of(traceparent)
-        with log_context(trace_id=trace_id, message_id=message_id, message_type=type_name):
-            try:
-                message, handler = self._decode(type_name, message_id, msg.data)
-            except PoisonMessageError as exc:
+        fields = {
+            "trace_id": trace_id_of(traceparent),
+            "message_id": message_id,
+            "message_type": type_name,
+        }
+        try:
+            message, handler = self._decode(type_name, message_id, msg.data)
+        except PoisonMessageError as exc:
+            with log_context(**fields):
                 await self._dead_letter(msg, str(exc))
-                return
-            order_id = getattr(message, "order_id", None)
-            with (
-                log_context(order_id=order_id),
-                tracing.consumed(msg.subject, message_id, type_name, traceparent) as span,
-            ):
-                tracing.tag_order(order_id or "")
-                try:
-                    applied = await self._db.write(
-                        lambda conn: self._apply(conn, message_id, type_name, message, handler)
-                    )
-                except Exception as exc:
-                    span.record_exception(exc)
-                    span.set_status(StatusCode.ERROR, str(exc))
-                    await self._failed(msg, exc)
-                    return
-                crash_point("consumer.after_commit", type_name)
-                await msg.ack()
-                self._first_failures.pop(msg.metadata.sequence.stream, None)
-                if applied:
-                    self.stats.processed += 1
-                else:
-                    self.stats.duplicates += 1
-                    log.info("duplicate_message_skipped")
+            return None
+        order_id = getattr(message, "order_id", None)
+        delivery = Delivery(msg, message_id, type_name, message, handler)
+        delivery.open(
+            log_context(**fields, order_id=order_id),
+            tracing.consumed(msg.subject, message_id, type_name, traceparent),
+        )
+        delivery.context.run(tracing.tag_order, order_id or "")
+        return delivery
+
+    async def _apply_together(self, deliveries: list[Delivery]) -> bool:
+        """One transaction for the batch; False, with nothing committed, if it failed."""
+
+        def work(conn: Connection) -> list[bool]:
+            return [d.context.run(self._apply, conn, d) for d in deliveries]
+
+        try:
+            applied = await self._db.write(work)
+        except Exception as exc:
+            log.warning(
+                "consumer_batch_rolled_back",
+                durable=self.sub.durable,
+                messages=len(deliveries),
+                error=repr(exc),
+            )
+            return False
+        for delivery, was_applied in zip(deliveries, applied, strict=True):
+            await self._acknowledge(delivery, was_applied)
+        return True
+
+    async def _apply_alone(self, delivery: Delivery) -> None:
+        try:
+            applied = await self._db.write(
+                lambda conn: delivery.context.run(self._apply, conn, delivery)
+            )
+        except Exception as exc:
+            delivery.span.record_exception(exc)
+            delivery.span.set_status(StatusCode.ERROR, str(exc))
+            await asyncio.create_task(self._failed(delivery.msg, exc), context=delivery.context)
+            return
+        await self._acknowledge(delivery, applied)
+
+    async def _acknowledge(self, delivery: Delivery, applied: bool) -> None:
+        """After the commit: ack, count, and end the message's span."""
+        crash_point("consumer.after_commit", delivery.type_name)
+        await delivery.msg.ack()
+        self._first_failures.pop(delivery.msg.metadata.sequence.stream, None)
+        if applied:
+            self.stats.processed += 1
+        else:
+            self.stats.duplicates += 1
+            delivery.context.run(log.info, "duplicate_message_skipped")
+        delivery.close()
 
     def _decode(self, type_name: str, message_id: str, payload: bytes) -> tuple[Message, Handler]:
         if not message_id:
@@ -323,10 +405,15 @@ class Consumer:
         except UndecodableMessageError as exc:
             raise PoisonMessageError(str(exc)) from exc
 
-    def _apply(
-        self, conn: Connection, message_id: str, type_name: str, message: Message, handler: Handler
-    ) -> bool:
-        return apply_once(conn, self.sub.durable, message_id, type_name, message, handler)
+    def _apply(self, conn: Connection, delivery: Delivery) -> bool:
+        return apply_once(
+            conn,
+            self.sub.durable,
+            delivery.message_id,
+            delivery.type_name,
+            delivery.message,
+            delivery.handler,
+        )
 
     async def _failed(self, msg: Msg, error: Exception) -> None:
         deliveries = msg.metadata.num_delivered

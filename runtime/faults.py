@@ -2,9 +2,10 @@
 exit at once (as kill -9 would) when it reaches that point.
 
 Off unless the variable is set; the crash tests restart the process without it. Points:
-`consumer.after_commit:<type name>` (a handler committed, the message is not yet acked) and
+`consumer.after_commit:<type name>` (a handler committed, the message is not yet acked),
 `outbox.after_publish:<type name>` (JetStream has the message, the outbox row is not yet marked
-sent).
+sent) and `outbox.mid_window:<type name>` (JetStream acknowledged the message while later ones
+of the relay's window are still in flight, none of them marked sent).
 """
 
 from __future__ import annotations

@@ -65,6 +65,29 @@ def decode(type_name: str, payload: bytes) -> Message:
     return message
 
 
+AGGREGATE_FIELD = 2
+"""Every event names its aggregate in field 2 (runtime/events.py), and every command the order
+it serves (`order_id`)."""
+
+
+def ordering_key(envelope: Envelope) -> str | None:
+    """What a stream must keep in order for this message: its aggregate on its stream (the
+    subject without the message name), e.g. `shop.orders.events/o-1`. Messages with different
+    keys may be stored in either order; None when the payload names no aggregate, so the
+    message keeps its place against every other."""
+    try:
+        message = decode(envelope.type_name, envelope.payload)
+    except UndecodableMessageError:
+        return None
+    field = message.DESCRIPTOR.fields_by_number.get(AGGREGATE_FIELD)
+    if field is None or field.type != field.TYPE_STRING:
+        return None
+    aggregate = getattr(message, field.name)
+    if not aggregate:
+        return None
+    return f"{envelope.subject.rsplit('.', 1)[0]}/{aggregate}"
+
+
 def new_traceparent(trace_id: str | None = None) -> str:
     return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
 

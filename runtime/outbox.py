@@ -11,15 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter, deque
+from dataclasses import dataclass
 
 from google.protobuf.message import Message
+from nats.js.api import PubAck
 
 from runtime import tracing
 from runtime.bus import Bus
 from runtime.database import Connection, Database, announce_on_commit
 from runtime.faults import crash_point
 from runtime.logs import current_context, get_logger
-from runtime.messages import Envelope, message_id, new_traceparent, subject_for
+from runtime.messages import (
+    Envelope,
+    message_id,
+    new_traceparent,
+    ordering_key,
+    subject_for,
+)
 from runtime.metrics import Reading, gauge
 
 log = get_logger(__name__)
@@ -41,6 +50,8 @@ MIGRATIONS = [
 MAX_BACKOFF_S = 5.0
 STAGED = "outbox.staged"
 """Announced by a write that staged a message: the relay wakes for it (not for its own marks)."""
+DEFAULT_PUBLISH_WINDOW = 64
+"""Publishes in flight at once (`CONCORD_OUTBOX_PUBLISH_WINDOW`); 1 waits for each ack."""
 
 
 def stage(conn: Connection, message: Message, traceparent: str | None = None) -> Envelope:
@@ -137,12 +148,88 @@ async def readings(db: Database) -> list[Reading]:
     ]
 
 
+@dataclass
+class _InFlight:
+    """A published outbox row whose ack has not been awaited yet."""
+
+    seq: int
+    envelope: Envelope
+    key: str | None
+    ack: asyncio.Future[PubAck]
+    sent_at: float
+
+
+class _Window:
+    """Up to `size` publishes in flight, awaited oldest first. A message waits to be sent while
+    another of its ordering key (its aggregate on its stream) is unacknowledged: if that one
+    is lost (a leader election), the later one must not reach the stream before it."""
+
+    def __init__(self, bus: Bus, size: int) -> None:
+        self._bus = bus
+        self._size = size
+        self._in_flight: deque[_InFlight] = deque()
+        self._keys: Counter[str | None] = Counter()
+
+    def must_wait(self, key: str | None) -> bool:
+        if not self._in_flight:
+            return False
+        return (
+            len(self._in_flight) >= self._size
+            or key is None
+            or key in self._keys
+            or (None in self._keys)
+        )
+
+    async def send(self, seq: int, envelope: Envelope, key: str | None) -> None:
+        sent_at = time.monotonic()
+        ack = await self._bus.send(envelope)
+        self._in_flight.append(_InFlight(seq, envelope, key, ack, sent_at))
+        self._keys[key] += 1
+
+    def __bool__(self) -> bool:
+        return bool(self._in_flight)
+
+    async def oldest_acknowledged(self) -> int:
+        """Waits for the oldest publish's ack and returns its row; raises what the publish met
+        (the window is then abandoned: `abandon`)."""
+        oldest = self._in_flight[0]
+        await self._bus.acknowledged(oldest.ack, oldest.sent_at)
+        self._in_flight.popleft()
+        self._keys[oldest.key] -= 1
+        if not self._keys[oldest.key]:
+            del self._keys[oldest.key]
+        crash_point("outbox.after_publish", oldest.envelope.type_name)
+        if self._in_flight:  # acknowledged, later ones still in flight, nothing marked yet
+            crash_point("outbox.mid_window", oldest.envelope.type_name)
+        return oldest.seq
+
+    def abandon(self) -> None:
+        """Stops waiting for the rest: their rows stay unsent and the next round republishes
+        them with the same message ids (JetStream drops those it already stored)."""
+        for pending in self._in_flight:
+            if pending.ack.done():
+                if not pending.ack.cancelled():
+                    pending.ack.exception()  # retrieved, so asyncio does not log it as lost
+            else:
+                pending.ack.cancel()
+        self._in_flight.clear()
+        self._keys.clear()
+
+
 class OutboxRelay:
-    def __init__(self, db: Database, bus: Bus, poll_interval_s: float, batch_size: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: Bus,
+        poll_interval_s: float,
+        batch_size: int,
+        publish_window: int = DEFAULT_PUBLISH_WINDOW,
+    ) -> None:
         self._db = db
         self._bus = bus
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
+        self._publish_window = max(1, publish_window)
         self._wake = asyncio.Event()
         db.after_write(self._wake.set, STAGED)
 
@@ -165,15 +252,23 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
 
     async def publish_pending(self) -> int:
-        """Publishes one batch in order; marks what was acknowledged even if a later one fails."""
+        """Publishes one batch in `seq` order with up to `publish_window` acks outstanding,
+        awaited in order, and marks sent exactly the acknowledged prefix, even when a later
+        publish fails (then raises what it met): a row after the first failure stays unsent,
+        whether or not JetStream stored it, and is republished under the same message id."""
         batch = await self._db.read(lambda conn: _unsent(conn, self._batch_size))
+        window = _Window(self._bus, self._publish_window)
         sent: list[int] = []
         try:
             for seq, envelope in batch:
-                await self._bus.publish(envelope)
-                crash_point("outbox.after_publish", envelope.type_name)
-                sent.append(seq)
+                key = ordering_key(envelope) if self._publish_window > 1 else None
+                while window.must_wait(key):
+                    sent.append(await window.oldest_acknowledged())
+                await window.send(seq, envelope, key)
+            while window:
+                sent.append(await window.oldest_acknowledged())
         finally:
+            window.abandon()
             if sent:
                 await self._db.write(lambda conn: _mark_sent(conn, sent))
         return len(sent)

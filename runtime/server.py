@@ -194,7 +194,13 @@ async def serve(
     health_server = await _health_port(settings, health_servicer)
 
     tasks = Supervisor()
-    relay = OutboxRelay(db, bus, settings.outbox_poll_interval_s, settings.outbox_batch_size)
+    relay = OutboxRelay(
+        db,
+        bus,
+        settings.outbox_poll_interval_s,
+        settings.outbox_batch_size,
+        settings.outbox_publish_window,
+    )
     registration = Registration(
         registry_client,
         settings.address,

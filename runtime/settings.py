@@ -192,6 +192,8 @@ class ServiceSettings:
     """How long a singleton job's lease (runtime/lease.py) outlives its holder's last renewal:
     the longest another instance waits to take over from one that was killed."""
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    outbox_publish_window: int = 64
+    """Outbox publishes in flight at once, their acks awaited in order; 1: one at a time."""
 
     @property
     def address(self) -> str:
@@ -216,9 +218,10 @@ class ServiceSettings:
             shutdown_grace_s=env_float("CONCORD_SHUTDOWN_GRACE_S", 10.0),
             outbox_poll_interval_s=env_float("CONCORD_OUTBOX_POLL_INTERVAL_S", 0.5),
             outbox_batch_size=env_int("CONCORD_OUTBOX_BATCH_SIZE", 100),
+            outbox_publish_window=env_int("CONCORD_OUTBOX_PUBLISH_WINDOW", 64),
             consumer_ack_wait_s=env_float("CONCORD_CONSUMER_ACK_WAIT_S", 10.0),
             consumer_max_deliver=env_int("CONCORD_CONSUMER_MAX_DELIVER", 8),
-            consumer_fetch_batch=env_int("CONCORD_CONSUMER_FETCH_BATCH", 20),
+            consumer_fetch_batch=env_int("CONCORD_CONSUMER_FETCH_BATCH", 64),
             consumer_idle_check_s=env_float("CONCORD_CONSUMER_IDLE_CHECK_S", 2.0),
             nats_request_timeout_s=env_float("CONCORD_NATS_REQUEST_TIMEOUT_S", 5.0),
             sqlite_busy_timeout_ms=env_int("CONCORD_SQLITE_BUSY_TIMEOUT_MS", 5000),

@@ -8,16 +8,19 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import nats
 import pytest
 from shop.inventory.v1 import commands_pb2, inventory_pb2
 
+from runtime import outbox
 from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription, handler_map
 from runtime.database import Connection
 from runtime.messages import Envelope
+from runtime.outbox import OutboxRelay
 from runtime.settings import ServiceSettings
 from runtime.streams import commands_stream, stream_configs
 from tests.support.application import migrated_database
@@ -59,15 +62,15 @@ async def publish_through(bus: Bus, envelope: Envelope) -> None:
     raise AssertionError(f"{envelope.message_id} never acknowledged")
 
 
-async def step_down_leaders(cluster: NatsCluster, durable: str) -> None:
-    """Asks the stream's and the consumer's leaders to hand over to another node (what an
-    operator does before maintenance; an election like the one after a crash)."""
+async def step_down_leaders(cluster: NatsCluster, durable: str | None) -> None:
+    """Asks the stream's and the consumer's (if any) leaders to hand over to another node (what
+    an operator does before maintenance; an election like the one after a crash)."""
     nc = await nats.connect(servers=cluster.urls.split(","))
+    subjects = [f"$JS.API.STREAM.LEADER.STEPDOWN.{STREAM}"]
+    if durable is not None:
+        subjects.append(f"$JS.API.CONSUMER.LEADER.STEPDOWN.{STREAM}.{durable}")
     try:
-        for subject in (
-            f"$JS.API.STREAM.LEADER.STEPDOWN.{STREAM}",
-            f"$JS.API.CONSUMER.LEADER.STEPDOWN.{STREAM}.{durable}",
-        ):
+        for subject in subjects:
             await nc.request(subject, b"", timeout=5)
     finally:
         await nc.close()
@@ -177,3 +180,51 @@ async def test_consumer_keeps_going_through_leader_moves_and_a_dead_server(
         WAIT_S,
         "the restarted node caught up",
     )
+
+
+async def test_relay_window_through_a_leader_move_and_a_dead_server(
+    bus: Bus, nats_cluster: NatsCluster, tmp_path: Path
+) -> None:
+    """The relay publishes with a window in flight while the stream's leader moves and the
+    node it is connected to dies: the unacknowledged tail of a window is republished, so every
+    command is stored once and each order's commands stay in the order they were staged."""
+    staged: list[commands_pb2.ReleaseStock] = []
+
+    def stage(conn: Connection, first: int, count: int) -> None:
+        for n in range(first, first + count):
+            command = commands_pb2.ReleaseStock(
+                command_id=str(uuid.uuid4()), order_id=f"ord-{n % 7}", reason=str(n)
+            )
+            outbox.stage(conn, command)
+            staged.append(command)
+
+    async def stage_some(rounds: int) -> None:
+        for _ in range(rounds):
+            await db.write(partial(stage, first=len(staged), count=10))
+
+    async with migrated_database(tmp_path, "orders", []) as db:
+        relay = OutboxRelay(db, bus, poll_interval_s=0.2, batch_size=100, publish_window=64)
+        task = asyncio.create_task(relay.run())
+        try:
+            await stage_some(10)
+            await step_down_leaders(nats_cluster, None)
+            await stage_some(10)
+            victim = next(n for n in nats_cluster.nodes if n.url == bus.server)
+            victim.kill()
+            await stage_some(10)
+            await eventually(
+                lambda: db.read(outbox.pending_count), lambda n: n == 0, WAIT_S, "all published"
+            )
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    state = (await bus.js.stream_info(STREAM)).state
+    stored = [
+        commands_pb2.ReleaseStock.FromString((await bus.js.get_msg(STREAM, seq)).data or b"")
+        for seq in range(state.first_seq, state.last_seq + 1)
+    ]
+    assert sorted(c.command_id for c in stored) == sorted(c.command_id for c in staged)
+    for order_id in {c.order_id for c in staged}:
+        in_stream = [int(c.reason) for c in stored if c.order_id == order_id]
+        assert in_stream == sorted(in_stream), order_id
