@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,9 +26,14 @@ Params = Sequence[Any]
 Migrations = Mapping[str, Sequence[str]]
 
 
-_commit_topics: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
-    "concord_commit_topics", default=None
-)
+class _Transaction(threading.local):
+    topics: set[str] | None = None
+
+
+_current = _Transaction()
+"""The topics announced by the write transaction running on this thread. A thread-local, not
+a context variable: work inside a transaction may run in contexts of its own (a consumer
+applies each message of a batch in that message's context), all on the transaction's thread."""
 
 
 def announce_on_commit(topic: str) -> None:
@@ -35,7 +41,7 @@ def announce_on_commit(topic: str) -> None:
     for `topic` (the outbox relay waits for staged rows, payments' worker for provider work).
     Waking only on what concerns them spares each a read after every unrelated commit. Outside
     a write (a test driving a store on its own connection) there is nobody to tell: ignored."""
-    topics = _commit_topics.get()
+    topics = _current.topics
     if topics is not None:
         topics.add(topic)
 
@@ -125,8 +131,11 @@ class Database(ABC):
 
         def attempt(conn: Connection) -> T:
             topics.clear()  # a retried attempt announces afresh
-            _commit_topics.set(topics)  # in the copied context the work runs in
-            return work(conn)
+            _current.topics = topics
+            try:
+                return work(conn)
+            finally:
+                _current.topics = None
 
         result = await self._run(self._write_sync, attempt)
         for topic, callback in self._after_write:

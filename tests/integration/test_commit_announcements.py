@@ -4,6 +4,7 @@ after every commit (what the outbox relay and payments' worker rely on to wake).
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -58,3 +59,13 @@ async def test_a_topic_wakes_only_its_callbacks_and_only_after_a_commit(db: Data
 
 async def test_announcing_outside_a_write_is_ignored() -> None:
     announce_on_commit(TOPIC)  # a store driven on a bare connection (tests): nobody to tell
+
+
+async def test_work_run_in_a_context_of_its_own_still_announces(db: Database) -> None:
+    """A consumer applies each message of a batch in that message's own context."""
+    woken: list[str] = []
+    db.after_write(lambda: woken.append("topic"), TOPIC)
+    own_context = contextvars.copy_context()
+
+    await db.write(lambda conn: own_context.run(add("elsewhere", announce=True), conn))
+    assert woken == ["topic"]
