@@ -24,6 +24,7 @@ from typing import Any
 from google.protobuf.message import Message
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
 from opentelemetry.trace import INVALID_SPAN, Span, StatusCode
 
 from runtime import tracing
@@ -63,6 +64,11 @@ MAX_NAK_DELAY_S = 30.0
 or full disk) has about a minute to clear over the default deliveries before dead-lettering."""
 
 RESUBSCRIBE_DELAY_S = 0.5
+READY_WAIT_S = 0.001
+"""How long a batch waits for more messages once one has come: about the no-wait request's
+round trip, so a quiet consumer answers at once (a saga crosses eight consumers one after the
+other) and a busy one still takes a batch a fetch. A reply that comes later is not lost: it
+waits in the subscription's queue, which the next fetch drains first."""
 MAX_RESUBSCRIBE_DELAY_S = 4.0
 
 Handler = Callable[[Connection, Message], None]
@@ -243,13 +249,7 @@ class Consumer:
                     )
                     return
                 failure_point("consumer.fetch", self.sub.durable)  # a consumer that is stuck
-                try:
-                    msgs = await psub.fetch(
-                        self._settings.consumer_fetch_batch,
-                        timeout=self._settings.consumer_idle_check_s,
-                    )
-                except TimeoutError:
-                    msgs = []
+                msgs = await self._fetch(psub)
                 if not msgs:  # nothing came: idle, or a leader that moved (see _stalled)
                     idle_rounds += 1
                     if idle_rounds >= 2 and await self._stalled():
@@ -263,6 +263,25 @@ class Consumer:
         finally:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
+
+    async def _fetch(self, psub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """Up to a batch of what is ready, without holding a message back for the rest of one.
+        nats-py's `fetch(n)` that has to wait for its first message then waits for all `n` or
+        its timeout (nats-py 2.16, `_fetch_n`): an idle consumer would sit on the one message
+        that woke it for up to `consumer_idle_check_s`. So: wait for one (`fetch(1)` returns as
+        it arrives), then take what else is already there (a fetch asks without waiting first,
+        and waits at most `READY_WAIT_S` when nothing is)."""
+        try:
+            first = await psub.fetch(1, timeout=self._settings.consumer_idle_check_s)
+        except TimeoutError:
+            return []
+        more = self._settings.consumer_fetch_batch - len(first)
+        if not first or more <= 0:
+            return first
+        try:
+            return first + await psub.fetch(more, timeout=READY_WAIT_S)
+        except TimeoutError:
+            return first
 
     async def _stalled(self) -> bool:
         """True when the server holds messages for us that fetches do not return (after a
