@@ -52,10 +52,12 @@ def bench_stack(
     *,
     gateway: GatewaySettings | None = None,
     shop: bool = True,
+    registry_env: dict[str, str] | None = None,
 ) -> Iterator[BenchStack]:
     """A stack on free ports in a fresh temporary folder, stopped and removed afterwards.
     `env` is every service's extra settings; `gateway` starts Envoy (from the registry) with
-    those settings; `shop=False` starts only nats-server and the registry."""
+    those settings; `shop=False` starts only nats-server and the registry; `registry_env` goes
+    over the tests' fast registry settings."""
     with tempfile.TemporaryDirectory(prefix="concord-bench-") as tmp:
         topology = Topology.on_free_ports(Path(tmp) / "data")
         nats = NatsServer(
@@ -68,6 +70,7 @@ def bench_stack(
             Stack(topology, repo_root=Path.cwd(), launcher=python_module_launcher),
             service_env=dict(env or {}),
         )
+        runner.registry_env.update(registry_env or {})
         stack = BenchStack(topology, nats, runner)
         try:
             runner.start(REGISTRY)
