@@ -29,6 +29,7 @@ FIGURES = (
     "bench.consumer_batch",  # consumer messages applied/s at batch 1 against batch 64
     "bench.order_snapshots",  # order load time with snapshots every 100 events against none
     "bench.discovery_convergence",  # kill -9 until Envoy stops routing to the instance
+    "bench.order_confirmation",  # PENDING -> CONFIRMED latency against one second
     "bench.breaker_fast_fail",
     "bench.metrics_overhead",
     "bench.tracing_overhead",

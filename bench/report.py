@@ -27,7 +27,7 @@ def table(rows: list[Row]) -> str:
             r.figure,
             f"{r.value:,.3g} {r.unit}".strip(),
             f"{r.baseline:,.3g}",
-            f"{r.ratio:.3f}",
+            f"{r.ratio:.3g}",
             r.target or "-",
             _verdict(r),
         )
