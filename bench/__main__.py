@@ -45,7 +45,9 @@ def selected() -> list[str]:
     return [module for module in FIGURES if not only or module in only]
 
 
-def collect(modules: list[str]) -> tuple[list[Row], list[str], bool]:
+def collect(
+    modules: list[str], optional: frozenset[str] = OPTIONAL
+) -> tuple[list[Row], list[str], bool]:
     """Every module's rows, in order; notes on what was skipped or failed; whether all ran."""
     rows: list[Row] = []
     notes: list[str] = []
@@ -54,7 +56,7 @@ def collect(modules: list[str]) -> tuple[list[Row], list[str], bool]:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as missing:
-            if name in OPTIONAL and missing.name == name:
+            if name in optional and missing.name == name:
                 notes.append(f"{name}: not in this tree, skipped")
                 print(f"bench: {notes[-1]}", file=sys.stderr)
                 continue
@@ -63,9 +65,10 @@ def collect(modules: list[str]) -> tuple[list[Row], list[str], bool]:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         try:
             found = module.rows()
-        except Exception:  # one broken figure must not cost the others their run
+        except Exception as error:  # one broken figure must not cost the others their run
             healthy = False
-            notes.append(f"{name}: FAILED ({traceback.format_exc(limit=3).splitlines()[-1]})")
+            first_line = next(iter(str(error).strip().splitlines()), "")
+            notes.append(f"{name}: FAILED ({type(error).__name__}: {first_line})")
             traceback.print_exc()
             continue
         print(f"bench: {name} took {time.perf_counter() - started:.0f} s", file=sys.stderr)
