@@ -41,7 +41,9 @@ ONLY_ENV = "BENCH_ONLY"
 
 
 def selected() -> list[str]:
-    only = {f"bench.{name.strip()}" for name in os.environ.get(ONLY_ENV, "").split(",") if name.strip()}
+    only = {
+        f"bench.{name.strip()}" for name in os.environ.get(ONLY_ENV, "").split(",") if name.strip()
+    }
     return [module for module in FIGURES if not only or module in only]
 
 

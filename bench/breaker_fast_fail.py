@@ -81,7 +81,14 @@ def rows() -> list[Row]:
     print(f"open-breaker p99 against the 50 ms budget: {p99 / 50:.4f} of it")
     return [
         Row("breaker: open-breaker failure p99 / 50 ms budget", p99, "ms", 50.0, p99 / 50, "<= 1"),
-        Row("breaker: open-breaker median / deadline-bound failure", p50, "ms", slow, p50 / slow, None),
+        Row(
+            "breaker: open-breaker median / deadline-bound failure",
+            p50,
+            "ms",
+            slow,
+            p50 / slow,
+            None,
+        ),
     ]
 
 

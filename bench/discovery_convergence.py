@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 
 from bench.rows import Row, scaled
 from bench.stack import BENCH_GATEWAY, bench_stack
+from tools.runner.gateway import Gateway
 from tools.runner.ports import free_port
 
 PROBE_INTERVAL_S = 2.0
@@ -35,27 +38,45 @@ TIMEOUT_S = 60.0
 def rows() -> list[Row]:
     took = []
     with bench_stack(gateway=BENCH_GATEWAY, shop=False, registry_env=DEFAULT_PROBES) as stack:
-        assert stack.gateway is not None
+        gateway = stack.gateway
+        assert gateway is not None
         stack.services.start("inventory")
         for _ in range(scaled(5, 1)):
-            doomed = stack.services.start_instance("inventory", free_port())
-            wait_until(lambda: doomed.address in stack.gateway.endpoints("inventory"))  # type: ignore[union-attr]
-            doomed.kill()
+            address = stack.services.start_instance("inventory", free_port()).address
+            wait_until(partial(routed, gateway, address))
+            stack.services.running[f"inventory-{address.rsplit(':', 1)[1]}"].kill()
             killed = time.perf_counter()
-            wait_until(lambda: doomed.address not in stack.gateway.endpoints("inventory"))  # type: ignore[union-attr]
+            wait_until(partial(gone, gateway, address))
             took.append(time.perf_counter() - killed)
     median = statistics.median(took)
-    print("discovery: kill -9 to out of Envoy's endpoints: "
-          + ", ".join(f"{t:.2f} s" for t in took) + f" (bound {BOUND_S:g} s)")
+    print(
+        "discovery: kill -9 to out of Envoy's endpoints: "
+        + ", ".join(f"{t:.2f} s" for t in took)
+        + f" (bound {BOUND_S:g} s)"
+    )
     return [
-        Row("discovery: kill -9 until Envoy stops routing (s) / probe bound",
-            median, "s", BOUND_S, median / BOUND_S, "<= 1"),
+        Row(
+            "discovery: kill -9 until Envoy stops routing (s) / probe bound",
+            median,
+            "s",
+            BOUND_S,
+            median / BOUND_S,
+            "<= 1",
+        ),
     ]
 
 
-def wait_until(condition: object) -> None:
+def routed(gateway: Gateway, address: str) -> bool:
+    return address in gateway.endpoints("inventory")
+
+
+def gone(gateway: Gateway, address: str) -> bool:
+    return not routed(gateway, address)
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
     deadline = time.perf_counter() + TIMEOUT_S
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.perf_counter() > deadline:
             raise AssertionError(f"not converged within {TIMEOUT_S} s")
         time.sleep(POLL_S)

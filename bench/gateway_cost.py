@@ -61,7 +61,9 @@ def measure(stack: BenchStack, folder: Path) -> dict[str, list[h2load.Load]]:
     assert stack.gateway is not None
     order_id = asyncio.run(confirmed_order(stack))
     token = mint_dev_token(Path.cwd(), CUSTOMER)
-    asyncio.run(check_grpc_through_gateway(f"127.0.0.1:{stack.topology.gateway_port}", token, order_id))
+    asyncio.run(
+        check_grpc_through_gateway(f"127.0.0.1:{stack.topology.gateway_port}", token, order_id)
+    )
     rest = call(stack.gateway, "GET", f"/v1/orders/{order_id}", token=token)
     assert rest.status == 200, rest.body
     body = h2load.grpc_body(orders_service_pb2.GetOrderRequest(order_id=order_id), folder)
@@ -93,18 +95,44 @@ def rows() -> list[Row]:
     latency = {k: statistics.mean(x.mean_latency_s for x in v) * 1000 for k, v in results.items()}
     rate = {k: statistics.mean(x.requests_per_s for x in v) for k, v in results.items()}
     for name in ("direct", "envoy_grpc", "envoy_rest"):
-        print(f"gateway: {name}: one stream {latency[name + '_one']:.3f} ms mean;"
-              f" 4x16 streams {rate[name + '_sat']:.0f} req/s")
+        print(
+            f"gateway: {name}: one stream {latency[name + '_one']:.3f} ms mean;"
+            f" 4x16 streams {rate[name + '_sat']:.0f} req/s"
+        )
     direct_ms, direct_rps = latency["direct_one"], rate["direct_sat"]
     return [
-        Row("GetOrder mean latency, 1 stream: REST via Envoy / gRPC direct",
-            latency["envoy_rest_one"], "ms", direct_ms, latency["envoy_rest_one"] / direct_ms, "<= 1.4"),
-        Row("GetOrder mean latency, 1 stream: gRPC via Envoy / gRPC direct",
-            latency["envoy_grpc_one"], "ms", direct_ms, latency["envoy_grpc_one"] / direct_ms, "<= 1.3"),
-        Row("GetOrder req/s, 4x16 streams: REST via Envoy / gRPC direct",
-            rate["envoy_rest_sat"], "req/s", direct_rps, rate["envoy_rest_sat"] / direct_rps, ">= 0.9"),
-        Row("GetOrder req/s, 4x16 streams: gRPC via Envoy / gRPC direct",
-            rate["envoy_grpc_sat"], "req/s", direct_rps, rate["envoy_grpc_sat"] / direct_rps, None),
+        Row(
+            "GetOrder mean latency, 1 stream: REST via Envoy / gRPC direct",
+            latency["envoy_rest_one"],
+            "ms",
+            direct_ms,
+            latency["envoy_rest_one"] / direct_ms,
+            "<= 1.4",
+        ),
+        Row(
+            "GetOrder mean latency, 1 stream: gRPC via Envoy / gRPC direct",
+            latency["envoy_grpc_one"],
+            "ms",
+            direct_ms,
+            latency["envoy_grpc_one"] / direct_ms,
+            "<= 1.3",
+        ),
+        Row(
+            "GetOrder req/s, 4x16 streams: REST via Envoy / gRPC direct",
+            rate["envoy_rest_sat"],
+            "req/s",
+            direct_rps,
+            rate["envoy_rest_sat"] / direct_rps,
+            ">= 0.9",
+        ),
+        Row(
+            "GetOrder req/s, 4x16 streams: gRPC via Envoy / gRPC direct",
+            rate["envoy_grpc_sat"],
+            "req/s",
+            direct_rps,
+            rate["envoy_grpc_sat"] / direct_rps,
+            None,
+        ),
     ]
 
 

@@ -99,7 +99,9 @@ def rows() -> list[Row]:
     print(f"  metrics off: {off:.1f} orders/s")
     print(f"  metrics on (scraped every {SCRAPE_INTERVAL_S:g} s): {on:.1f} orders/s")
     print(f"  on / off: {on / off:.3f} (overhead {(1 - on / off) * 100:.1f}%)")
-    return [Row("metrics on (scraped 1/s) / off, orders/s", on, "orders/s", off, on / off, ">= 0.9")]
+    return [
+        Row("metrics on (scraped 1/s) / off, orders/s", on, "orders/s", off, on / off, ">= 0.9")
+    ]
 
 
 if __name__ == "__main__":

@@ -70,7 +70,14 @@ def rows() -> list[Row]:
         f"  median / one-second target: {median / TARGET_S:.2f}; p90 / target: {p90 / TARGET_S:.2f}"
     )
     return [
-        Row("PENDING -> CONFIRMED p90, one order at a time / 1 s", p90, "s", TARGET_S, p90 / TARGET_S, "<= 1")
+        Row(
+            "PENDING -> CONFIRMED p90, one order at a time / 1 s",
+            p90,
+            "s",
+            TARGET_S,
+            p90 / TARGET_S,
+            "<= 1",
+        )
     ]
 
 

@@ -62,10 +62,17 @@ def rows() -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         snapshots = asyncio.run(median_load_s(Path(tmp), SNAPSHOT_EVERY, loads))
         replay = asyncio.run(median_load_s(Path(tmp), NEVER, loads))
-    print(f"snapshots: load of a {EVENTS}-event order {snapshots * 1000:.2f} ms with a snapshot"
-          f" every {SNAPSHOT_EVERY}, {replay * 1000:.2f} ms replaying all")
+    print(
+        f"snapshots: load of a {EVENTS}-event order {snapshots * 1000:.2f} ms with a snapshot"
+        f" every {SNAPSHOT_EVERY}, {replay * 1000:.2f} ms replaying all"
+    )
     return [
-        Row(f"order load ({EVENTS} events): snapshot every {SNAPSHOT_EVERY} / none",
-            snapshots * 1000, "ms", replay * 1000, snapshots / replay, None),
+        Row(
+            f"order load ({EVENTS} events): snapshot every {SNAPSHOT_EVERY} / none",
+            snapshots * 1000,
+            "ms",
+            replay * 1000,
+            snapshots / replay,
+            None,
+        ),
     ]
-

@@ -35,7 +35,9 @@ def table(rows: list[Row]) -> str:
     ]
     widths = [max(len(line[i]) for line in [HEADERS, *cells]) for i in range(len(HEADERS))]
     lines = [HEADERS, tuple("-" * w for w in widths), *cells]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines
+    )
 
 
 def machine() -> dict[str, object]:
@@ -43,7 +45,11 @@ def machine() -> dict[str, object]:
     cpu = "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     memory_kib = 0
     meminfo = Path("/proc/meminfo")
@@ -80,9 +86,7 @@ def draw_png(rows: list[Row], path: Path) -> Path:
     figure, axes = plt.subplots(figsize=(10, height))
     labels = [r.figure for r in rows][::-1]
     ratios = [r.ratio for r in rows][::-1]
-    colours = [
-        {True: "tab:green", False: "tab:red", None: "tab:gray"}[met(r)] for r in rows
-    ][::-1]
+    colours = [{True: "tab:green", False: "tab:red", None: "tab:gray"}[met(r)] for r in rows][::-1]
     axes.barh(labels, ratios, color=colours)
     for index, row in enumerate(rows[::-1]):
         if row.target is not None:

@@ -81,7 +81,9 @@ async def confirmed_per_s(stack: BenchStack, orders: int) -> tuple[float, dict[s
                 async with gate:
                     await _one(shop, product, customer, completions)
 
-            await asyncio.gather(*(place_until_done("bench", asyncio.Semaphore(4)) for _ in range(8)))
+            await asyncio.gather(
+                *(place_until_done("bench", asyncio.Semaphore(4)) for _ in range(8))
+            )
             gate = asyncio.Semaphore(CONCURRENCY)
             pids = stack.pids()
             before = cpu.snapshot(pids)
@@ -146,15 +148,25 @@ def rows() -> list[Row]:
         rate, spent = asyncio.run(confirmed_per_s(stack, orders))
     per_order_ms = {name: s * 1000 / orders for name, s in spent.items()}
     total_ms = sum(per_order_ms.values())
-    print(f"saga: {rate:.1f} orders CONFIRMED/s, {CONCURRENCY} in flight; bare JetStream "
-          f"{round_trips:.0f} round trips/s")
-    print("saga: CPU ms per confirmed order: " + ", ".join(
-        f"{name} {ms:.2f}" for name, ms in sorted(per_order_ms.items(), key=lambda x: -x[1])
-    ) + f"; total {total_ms:.2f}")
+    print(
+        f"saga: {rate:.1f} orders CONFIRMED/s, {CONCURRENCY} in flight; bare JetStream "
+        f"{round_trips:.0f} round trips/s"
+    )
+    print(
+        "saga: CPU ms per confirmed order: "
+        + ", ".join(
+            f"{name} {ms:.2f}" for name, ms in sorted(per_order_ms.items(), key=lambda x: -x[1])
+        )
+        + f"; total {total_ms:.2f}"
+    )
     return [
         Row(
             f"orders CONFIRMED/s / JetStream round trips/s ({CONCURRENCY} in flight)",
-            rate, "orders/s", round_trips, rate / round_trips, ">= 0.05",
+            rate,
+            "orders/s",
+            round_trips,
+            rate / round_trips,
+            ">= 0.05",
         ),
         Row("CPU ms per confirmed order, all processes", total_ms, "ms", 1.0, total_ms, "<= 8"),
     ]

@@ -23,14 +23,14 @@ import asyncio
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 import nats
 
 from bench import cpu
 from bench.rows import Row, quick, scaled
-from bench.saga_throughput import CONFIRMED_SUBJECT, CONCURRENCY, REJECTED_SUBJECT, Completions
+from bench.saga_throughput import CONCURRENCY, CONFIRMED_SUBJECT, REJECTED_SUBJECT, Completions
 from bench.stack import BenchStack, bench_stack
 from tests.support.shop import shop_client
 
@@ -92,16 +92,20 @@ class Soak:
                 maximum = await sustained_rate(one, scaled(60, 15))
                 self.latencies.clear()
                 rate = maximum * LOAD_FRACTION
-                print(f"soak: max {maximum:.1f} orders/s, soaking at {rate:.1f}/s for {seconds:g} s")
+                print(
+                    f"soak: max {maximum:.1f} orders/s, soaking at {rate:.1f}/s for {seconds:g} s"
+                )
                 await self._paced(one, rate, seconds)
                 return rate
         finally:
             await nc.close()
 
-    async def _paced(self, one: Callable[[], Awaitable[None]], rate: float, seconds: float) -> None:
+    async def _paced(
+        self, one: Callable[[], Coroutine[object, object, None]], rate: float, seconds: float
+    ) -> None:
         """Open loop: an order every 1/rate seconds whatever the replies, sampled meanwhile."""
         sample_s = max(5.0, seconds / 20)
-        tasks: set[asyncio.Future[None]] = set()
+        tasks: set[asyncio.Task[None]] = set()
         started = time.perf_counter()
         next_sample = started
         placed = 0
@@ -125,11 +129,15 @@ class Soak:
         p99 = window[int(len(window) * 0.99)] * 1000 if window else float("nan")
         rss = sum(cpu.rss_bytes(pid) for pid in self.stack.pids().values())
         sample = {"t_min": elapsed_s / 60, "rss_mib": rss / 2**20, "p99_ms": p99}
-        sample.update({f"{k}_mib": v / 2**20 for k, v in disk(self.stack.topology.data_dir).items()})
+        sample.update(
+            {f"{k}_mib": v / 2**20 for k, v in disk(self.stack.topology.data_dir).items()}
+        )
         self.samples.append(sample)
 
 
-async def sustained_rate(one: Callable[[], Awaitable[None]], seconds: float) -> float:
+async def sustained_rate(
+    one: Callable[[], Coroutine[object, object, None]], seconds: float
+) -> float:
     """Orders per second CONCURRENCY at a time, over the last two thirds of `seconds`: the
     first third fills the pipeline (outbox, queues), which a short burst would not."""
     done: list[float] = []
@@ -160,14 +168,29 @@ def rows() -> list[Row]:
         rate = asyncio.run(soak.run())
     minutes = soak.samples[-1]["t_min"]
     found = []
-    for key, unit in (("wal_mib", "MiB"), ("jetstream_mib", "MiB"), ("sqlite_mib", "MiB"),
-                      ("rss_mib", "MiB"), ("p99_ms", "ms")):
+    for key, unit in (
+        ("wal_mib", "MiB"),
+        ("jetstream_mib", "MiB"),
+        ("sqlite_mib", "MiB"),
+        ("rss_mib", "MiB"),
+        ("p99_ms", "ms"),
+    ):
         slope, mean = slope_per_min(soak.samples[1:], key)  # the first sample is the burst's
         drift = abs(slope) * minutes / mean if mean else 0.0
         flat = drift <= FLAT_FRACTION
-        print(f"soak: {key}: {slope:+.3f} {unit}/min around {mean:.2f} {unit}"
-              f" ({'flat' if flat else 'GROWING' if slope > 0 else 'FALLING'})")
+        print(
+            f"soak: {key}: {slope:+.3f} {unit}/min around {mean:.2f} {unit}"
+            f" ({'flat' if flat else 'GROWING' if slope > 0 else 'FALLING'})"
+        )
         target = None if key == "sqlite_mib" else f"<= {FLAT_FRACTION:g}"
-        found.append(Row(f"soak {rate:.0f} orders/s, {minutes:.1f} min: {key} drift / mean",
-                         slope, f"{unit}/min", mean, drift, target))
+        found.append(
+            Row(
+                f"soak {rate:.0f} orders/s, {minutes:.1f} min: {key} drift / mean",
+                slope,
+                f"{unit}/min",
+                mean,
+                drift,
+                target,
+            )
+        )
     return found
