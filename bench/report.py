@@ -1,5 +1,7 @@
 """`make bench`'s results: one text table on stdout, the same rows as JSON, and a PNG chart
-of the ratios against their targets, under a git-ignored folder (RESULTS_DIR)."""
+of the ratios against their targets, under a git-ignored folder (RESULTS_DIR).
+
+    python -m bench.report   # the last run as Markdown, for docs/performance.md"""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import os
 import platform
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from bench.rows import Row, met
 
@@ -99,3 +102,26 @@ def draw_png(rows: list[Row], path: Path) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """A written bench.json as a Markdown table with the machine it ran on."""
+    m = document["machine"]
+    lines = [
+        f"{m['nproc']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}.",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + " --- |" * len(HEADERS),
+    ]
+    for r in document["rows"]:
+        verdict = {True: "yes", False: "**no**", None: "-"}[r["met"]]
+        lines.append(
+            f"| {r['figure']} | {r['value']:,.3g} {r['unit']} | {r['baseline']:,.3g}"
+            f" | {r['ratio']:.3g} | {r['target'] or '-'} | {verdict} |"
+        )
+    lines += [f"\n{note}" for note in document["notes"]]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(json.loads((RESULTS_DIR / "bench.json").read_text())))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import collect, publish
-from bench.report import table
+from bench.report import markdown, table
 from bench.rows import Row, met
 
 ROWS = [
@@ -52,3 +52,10 @@ def test_a_figure_module_missing_from_the_tree_is_skipped_with_a_note() -> None:
     )
     assert (rows, healthy) == ([], True)
     assert notes == ["bench.no_such_figure: not in this tree, skipped"]
+
+
+def test_the_last_results_read_back_as_a_markdown_table(tmp_path: Path) -> None:
+    publish(ROWS, [], tmp_path)
+    text = markdown(json.loads((tmp_path / "bench.json").read_text()))
+    assert "| figure | measured | baseline | ratio | target | met? |" in text
+    assert "| CPU ms per confirmed order | 16.2 ms | 1 | 16.2 | <= 8 | **no** |" in text
