@@ -54,9 +54,12 @@ def disk(data_dir: Path) -> dict[str, int]:
     """Bytes of the stack's data folder by kind."""
     kinds = {"sqlite": 0, "wal": 0, "jetstream": 0}
     for path in data_dir.rglob("*"):
-        if not path.is_file():
+        try:
+            if not path.is_file():
+                continue
+            size = path.stat().st_size
+        except FileNotFoundError:  # JetStream removed a block or SQLite its WAL meanwhile
             continue
-        size = path.stat().st_size
         if "jetstream" in path.parts:
             kinds["jetstream"] += size
         elif path.name.endswith(("-wal", "-shm")):
