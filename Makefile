@@ -42,8 +42,7 @@ fmt: setup
 
 # Benchmarks print ratios measured in one run (no pass/fail): breaker fast-fail, order latency,
 # order throughput with metrics off and on.
+# Every figure in one run, one table, .data/bench/bench.{json,png} (docs/performance.md).
+# BENCH_QUICK=1: a smoke run; BENCH_ONLY=gateway_cost,soak: some modules; BENCH_SOAK_S: soak length.
 bench: build
-	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.breaker_fast_fail
-	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.order_confirmation
-	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.metrics_overhead
-	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench.tracing_overhead
+	@PYTHONPATH=$(CURDIR):$(CURDIR)/bazel-bin/proto $(PYTHON) -m bench

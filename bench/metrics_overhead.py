@@ -3,7 +3,7 @@ private stack with metrics off (`CONCORD_METRICS_ENABLED=false`), then on a fres
 metrics on and every process scraped each second, as a Prometheus would. One run of each;
 prints both rates and their ratio (issue 14 wants tracing and metrics together under 10%).
 
-    make bench   (or: PYTHONPATH=.:bazel-bin/proto .venv/bin/python -m bench.metrics_overhead)
+    BENCH_ONLY=metrics_overhead make bench
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from shop.orders.v1 import orders_pb2
 
+from bench.rows import Row, scaled
 from runtime import catalogue
 from tests.support.processes import ServiceRunner
 from tests.support.shop import Shop, shop_client
@@ -24,7 +25,7 @@ from tools.runner.nats import NatsServer
 from tools.runner.stack import Stack, python_module_launcher
 from tools.runner.topology import Topology
 
-ORDERS = 120
+ORDERS = scaled(120, 24)
 CONCURRENCY = 8
 SCRAPE_INTERVAL_S = 1.0
 
@@ -91,14 +92,17 @@ def run(metrics: bool) -> float:
             nats.stop()
 
 
-def main() -> None:
+def rows() -> list[Row]:
     off = run(metrics=False)
     on = run(metrics=True)
     print(f"order throughput, {ORDERS} orders {CONCURRENCY} at a time, PENDING -> CONFIRMED:")
     print(f"  metrics off: {off:.1f} orders/s")
     print(f"  metrics on (scraped every {SCRAPE_INTERVAL_S:g} s): {on:.1f} orders/s")
     print(f"  on / off: {on / off:.3f} (overhead {(1 - on / off) * 100:.1f}%)")
+    return [
+        Row("metrics on (scraped 1/s) / off, orders/s", on, "orders/s", off, on / off, ">= 0.9")
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    rows()

@@ -3,7 +3,7 @@ inventory and payments over JetStream and the PayGate stand-in) on two private s
 tracing off (CONCORD_TRACING=off), one with it on (spans to the JSON-lines files), in one run;
 prints both and their ratio against the 10% budget.
 
-    make bench   (or: PYTHONPATH=.:bazel-bin/proto .venv/bin/python -m bench.tracing_overhead)
+    BENCH_ONLY=tracing_overhead make bench
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from pathlib import Path
 
 from shop.orders.v1 import orders_pb2
 
+from bench.rows import Row, scaled
 from tests.support.processes import ServiceRunner
 from tests.support.shop import Shop, shop_client
 from tools.runner.nats import NatsServer
 from tools.runner.stack import Stack, python_module_launcher
 from tools.runner.topology import Topology
 
-ROUNDS = 13
+ROUNDS = scaled(13, 3)
 ORDERS_PER_ROUND = 16
 CONCURRENCY = 8
 """Orders in flight at once: enough to keep every service busy on two cores."""
@@ -98,7 +99,7 @@ def running_stack(root: Path, tracing: str) -> Iterator[Topology]:
         nats.stop()
 
 
-def main() -> None:
+def rows() -> list[Row]:
     with (
         tempfile.TemporaryDirectory() as tmp,
         running_stack(Path(tmp), "off") as off_stack,
@@ -119,7 +120,8 @@ def main() -> None:
         f"  on / off: {on / off:.2f} (overhead {overhead:.1%}, {verdict} the {BUDGET:.0%} budget);"
         f" median of the rounds' ratios {median:.2f}"
     )
+    return [Row("tracing on / off, orders/s", on, "orders/s", off, on / off, f">= {1 - BUDGET:g}")]
 
 
 if __name__ == "__main__":
-    main()
+    rows()

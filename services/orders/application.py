@@ -109,7 +109,9 @@ class Orders:
     async def get_order(
         self, customer_id: str, order_id: str, as_of_version: int, as_of_time: Timestamp | None
     ) -> Order:
-        """The order now, or as of a version or a time (temporal queries)."""
+        """The order now, or as of a version or a time (temporal queries). Now is its read
+        model, written in the same transaction as its events so never behind them: one row,
+        where the event store is a snapshot lookup and a replay of the events after it."""
         if as_of_time is not None:
             v = Violations()
             check_timestamp(v, as_of_time, "as_of_time")
@@ -117,7 +119,7 @@ class Orders:
         at = as_of_time.ToNanoseconds() / 1e9 if as_of_time is not None else None
 
         def get(conn: Connection) -> Order:
-            current = _owned(store.load(conn, order_id), customer_id, order_id)
+            current = _owned(store.view(conn, order_id), customer_id, order_id)
             if as_of_version < 0 or as_of_version > current.version:
                 raise InvalidArgumentError(
                     [

@@ -178,3 +178,23 @@ def test_make_up_reads_the_limits_when_it_renders_envoys_config(
     assert envoy.prepare is not None
     with pytest.raises(GatewayLimitsError, match="CONCORD_GATEWAY_GLOBAL_WRITES_PER_S='lots'"):
         envoy.prepare()
+
+
+def test_worker_threads_and_trace_sampling_come_from_the_environment() -> None:
+    s = settings_from_environment(
+        {"CONCORD_GATEWAY_WORKER_THREADS": "2", "CONCORD_GATEWAY_TRACE_SAMPLING_PERCENT": "12.5"}
+    )
+    assert (s.worker_threads, s.trace_sampling_percent) == (2, 12.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CONCORD_GATEWAY_WORKER_THREADS", "0"),
+        ("CONCORD_GATEWAY_TRACE_SAMPLING_PERCENT", "101"),
+        ("CONCORD_GATEWAY_TRACE_SAMPLING_PERCENT", "all"),
+    ],
+)
+def test_a_bad_worker_count_or_sampling_names_itself(name: str, value: str) -> None:
+    with pytest.raises(GatewayLimitsError, match=name):
+        settings_from_environment({name: value})

@@ -13,6 +13,7 @@ def concord_service(name, deps = [], extra_srcs = []):
         name = name + "_lib",
         srcs = native.glob(["*.py"]) + extra_srcs,
         visibility = [
+            "//bench:__pkg__",
             "//tests:__subpackages__",
             "//%s:__pkg__" % native.package_name(),
         ],

@@ -265,6 +265,8 @@ class Gateway:
             "2",
             "--file-flush-interval-msec",
             str(self.settings.access_log_flush_interval_ms),
+            "--concurrency",
+            str(self.settings.worker_threads),
         ]
 
     def start(self, timeout_s: float = 30.0) -> Gateway:

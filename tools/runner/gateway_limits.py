@@ -6,6 +6,8 @@ override single values, where SCOPE is CUSTOMER or GLOBAL and KIND is READS, WRI
 (docs/gateway.md "Rate limits"). A bucket given a rate and no burst holds BURST_SECONDS of
 it. Every bad value, unknown key or misspelt variable is an error naming it and its value:
 a typo silently leaving the default in force would look like a limit that does not work.
+Two cost knobs come from the environment here too: `CONCORD_GATEWAY_WORKER_THREADS` and
+`CONCORD_GATEWAY_TRACE_SAMPLING_PERCENT` (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from tools.runner.gateway_settings import (
 ENV_PREFIX = "CONCORD_GATEWAY_"
 LIMITS_FILE_ENV = "CONCORD_GATEWAY_LIMITS_FILE"
 TRACKED_CUSTOMERS_ENV = "CONCORD_GATEWAY_TRACKED_CUSTOMERS"
+WORKER_THREADS_ENV = "CONCORD_GATEWAY_WORKER_THREADS"
+TRACE_SAMPLING_ENV = "CONCORD_GATEWAY_TRACE_SAMPLING_PERCENT"
+"""The gateway's cost knobs (docs/performance.md), from the environment only."""
 KINDS = ("reads", "writes", "grpc")
 SCOPES = ("customer", "global")
 """RouteLimits.per_customer and .global_guard, as variables and files name them."""
@@ -43,6 +48,16 @@ def _count(source: str, raw: object) -> int:
     if isinstance(raw, bool) or not text.isdigit() or int(text) < 1:
         raise GatewayLimitsError(f"{source}={raw!r} is not a whole number of at least 1")
     return int(text)
+
+
+def _percent(source: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 100.0:
+        raise GatewayLimitsError(f"{source}={raw!r} is not a percentage from 0 to 100")
+    return value
 
 
 def _env_name(scope: str, kind: str, field: str) -> str:
@@ -138,7 +153,8 @@ def _bucket(
 def settings_from_environment(
     environ: Mapping[str, str] | None = None, base: GatewaySettings | None = None
 ) -> GatewaySettings:
-    """`base` (the defaults) with the rate limits the file and the environment set."""
+    """`base` (the defaults) with the rate limits the file and the environment set, and the
+    worker threads and trace sampling the environment sets."""
     env = os.environ if environ is None else environ
     settings = base or GatewaySettings()
     _check_env_names(env)
@@ -154,6 +170,15 @@ def settings_from_environment(
         )
 
     tracked = values.get(TRACKED_CUSTOMERS_ENV)
+    if WORKER_THREADS_ENV in env:
+        settings = replace(
+            settings, worker_threads=_count(WORKER_THREADS_ENV, env[WORKER_THREADS_ENV])
+        )
+    if TRACE_SAMPLING_ENV in env:
+        settings = replace(
+            settings,
+            trace_sampling_percent=_percent(TRACE_SAMPLING_ENV, env[TRACE_SAMPLING_ENV]),
+        )
     return replace(
         settings,
         reads=kind_limits("reads", settings.reads),

@@ -106,3 +106,14 @@ class GatewaySettings:
     access_log_flush_interval_ms: int = 1000
     """How soon a request's access log line reaches the log file (Envoy's default is 10 s)."""
     max_downstream_connections: int = 1000
+    worker_threads: int = 1
+    """Envoy's worker threads (`--concurrency`; Envoy's default is one per core). On the
+    two-core hosts Concord is measured on, the services' Python processes need the cores too: a
+    second worker only adds context switches (docs/performance.md). Raise it on a gateway host
+    of its own."""
+    jwt_cache_size: int = 1000
+    """Verified tokens Envoy keeps (`jwt_cache_config`), so a client's next request with the same
+    token skips the RS256 signature check; expiry is still checked on every request."""
+    trace_sampling_percent: float = 100.0
+    """Requests the gateway starts a sampled trace for (the services follow its decision).
+    Every one by default; docs/performance.md measures what lowering it saves."""

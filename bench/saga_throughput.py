@@ -1,0 +1,177 @@
+"""How close a saga comes to the speed of the JetStream it runs on, and what each order costs
+in CPU across every process.
+
+- orders CONFIRMED per second, CONCURRENCY placed at a time straight to orders over gRPC, each
+  counted done when its OrderConfirmed arrives on the orders events stream (a core NATS
+  subscription to the stream's subject: no polling with GetOrder, which would cost the CPU it
+  measures), against bare JetStream round trips per second on the same nats-server at the same
+  concurrency: publish to a file-backed stream (awaiting the PubAck), consume with a push
+  consumer, ack and wait for the server's confirmation of the ack. Issue 15: >= 0.05.
+- CPU milliseconds per confirmed order, every process of the stack together (utime + stime
+  from /proc), printed process by process. Issue 15: <= 8 (the row's baseline is 1 ms, so its
+  ratio is the figure itself).
+
+    BENCH_ONLY=saga_throughput make bench
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import nats
+from nats.aio.msg import Msg
+from nats.js.api import StorageType, StreamConfig
+from shop.orders.v1 import events_pb2 as ev
+
+from bench import cpu
+from bench.rows import Row, scaled
+from bench.stack import BenchStack, bench_stack
+from runtime.events import metadata_of
+from tests.support.shop import Shop, shop_client
+
+CONCURRENCY = 16
+CONFIRMED_SUBJECT = "shop.orders.events.OrderConfirmed"
+REJECTED_SUBJECT = "shop.orders.events.OrderRejected"
+SETTLE_TIMEOUT_S = 60.0
+PAYLOAD = b"x" * 200
+"""About an order event's size on the wire."""
+
+
+class Completions:
+    """Futures for orders in flight, resolved from the events stream."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, asyncio.Future[str]] = {}
+        self.early: dict[str, str] = {}
+
+    def expect(self, order_id: str) -> asyncio.Future[str]:
+        future = asyncio.get_running_loop().create_future()
+        if order_id in self.early:
+            future.set_result(self.early.pop(order_id))
+        else:
+            self.waiting[order_id] = future
+        return future
+
+    async def on_event(self, msg: Msg) -> None:
+        kind = msg.subject.rsplit(".", 1)[1]
+        event = ev.OrderConfirmed() if kind == "OrderConfirmed" else ev.OrderRejected()
+        event.ParseFromString(msg.data)
+        order_id = metadata_of(event).aggregate_id
+        future = self.waiting.pop(order_id, None)
+        if future is None:
+            self.early[order_id] = kind
+        elif not future.done():
+            future.set_result(kind)
+
+
+async def confirmed_per_s(stack: BenchStack, orders: int) -> tuple[float, dict[str, float]]:
+    """Orders confirmed per second and the CPU seconds each process spent on them."""
+    nc = await nats.connect(stack.topology.nats_url)
+    completions = Completions()
+    for subject in (CONFIRMED_SUBJECT, REJECTED_SUBJECT):
+        await nc.subscribe(subject, cb=completions.on_event)
+    try:
+        async with shop_client(stack.topology) as shop:
+            product = await shop.product(stock=orders * 4, price_minor=1)
+            await shop.account("bench", orders * 10)
+
+            async def place_until_done(customer: str, gate: asyncio.Semaphore) -> None:
+                async with gate:
+                    await _one(shop, product, customer, completions)
+
+            await asyncio.gather(
+                *(place_until_done("bench", asyncio.Semaphore(4)) for _ in range(8))
+            )
+            gate = asyncio.Semaphore(CONCURRENCY)
+            pids = stack.pids()
+            before = cpu.snapshot(pids)
+            started = time.perf_counter()
+            await asyncio.gather(*(place_until_done("bench", gate) for _ in range(orders)))
+            elapsed = time.perf_counter() - started
+            return orders / elapsed, cpu.spent(before, cpu.snapshot(pids))
+    finally:
+        await nc.close()
+
+
+async def _one(shop: Shop, product: str, customer: str, completions: Completions) -> None:
+    placed = await shop.place(customer, [(product, 1)], key=uuid.uuid4().hex)
+    outcome = await asyncio.wait_for(completions.expect(placed.order_id), SETTLE_TIMEOUT_S)
+    if outcome != "OrderConfirmed":
+        raise AssertionError(f"order {placed.order_id} {outcome}: stock or credit too small")
+
+
+async def jetstream_round_trips_per_s(nats_url: str, seconds: float) -> float:
+    """Publish -> consume -> ack round trips per second, CONCURRENCY in flight."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    stream = f"BENCH_{uuid.uuid4().hex[:8]}"
+    subject = f"bench.{stream.lower()}"
+    await js.add_stream(StreamConfig(name=stream, subjects=[subject], storage=StorageType.FILE))
+    waiting: dict[str, asyncio.Future[None]] = {}
+
+    async def consume(msg: Msg) -> None:
+        await msg.ack_sync()
+        future = waiting.pop((msg.headers or {}).get("id", ""), None)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    subscription = await js.subscribe(subject, cb=consume, manual_ack=True, stream=stream)
+    count = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal count
+        while time.perf_counter() < deadline:
+            key = uuid.uuid4().hex
+            done = asyncio.get_running_loop().create_future()
+            waiting[key] = done
+            await js.publish(subject, PAYLOAD, headers={"id": key, "Nats-Msg-Id": key})
+            await asyncio.wait_for(done, 30)
+            count += 1
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return count / (time.perf_counter() - started)
+    finally:
+        await subscription.unsubscribe()
+        await js.delete_stream(stream)
+        await nc.close()
+
+
+def rows() -> list[Row]:
+    orders = scaled(600, 48)
+    with bench_stack() as stack:
+        round_trips = asyncio.run(jetstream_round_trips_per_s(stack.nats.url, scaled(10, 2)))
+        rate, spent = asyncio.run(confirmed_per_s(stack, orders))
+    per_order_ms = {name: s * 1000 / orders for name, s in spent.items()}
+    total_ms = sum(per_order_ms.values())
+    print(
+        f"saga: {rate:.1f} orders CONFIRMED/s, {CONCURRENCY} in flight; bare JetStream "
+        f"{round_trips:.0f} round trips/s"
+    )
+    print(
+        "saga: CPU ms per confirmed order: "
+        + ", ".join(
+            f"{name} {ms:.2f}" for name, ms in sorted(per_order_ms.items(), key=lambda x: -x[1])
+        )
+        + f"; total {total_ms:.2f}"
+    )
+    return [
+        Row(
+            f"orders CONFIRMED/s / JetStream round trips/s ({CONCURRENCY} in flight)",
+            rate,
+            "orders/s",
+            round_trips,
+            rate / round_trips,
+            ">= 0.05",
+        ),
+        Row("CPU ms per confirmed order, all processes", total_ms, "ms", 1.0, total_ms, "<= 8"),
+    ]
+
+
+if __name__ == "__main__":
+    for row in rows():
+        print(row)
