@@ -20,7 +20,7 @@ from pathlib import Path
 import nats as nats_client
 from shop.inventory.v1 import events_pb2
 
-from bench.rows import Row, scaled
+from bench.rows import Row, print_rows, scaled
 from runtime import consumer as consumer_module
 from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription, handler_map
@@ -155,11 +155,7 @@ def postgres_rows(nats: NatsServer, port: int) -> list[Row]:
 
 
 def main() -> None:
-    for found in rows():
-        print(
-            f"{found.figure}: {found.value:,.4g} {found.unit} against {found.baseline:,.4g}:"
-            f" ratio {found.ratio:.2f}"
-        )
+    print_rows(rows())
 
 
 if __name__ == "__main__":

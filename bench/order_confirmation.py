@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 from shop.orders.v1 import orders_pb2
 
 from bench.rows import Row, scaled
-from tests.support.processes import ServiceRunner
+from bench.stack import bench_stack
 from tests.support.shop import shop_client
-from tools.runner.nats import NatsServer
-from tools.runner.stack import Stack, python_module_launcher
 from tools.runner.topology import Topology
 
 ORDERS = scaled(50, 10)
@@ -42,23 +38,8 @@ async def measure(topology: Topology) -> list[float]:
 
 
 def rows() -> list[Row]:
-    with tempfile.TemporaryDirectory() as tmp:
-        topology = Topology.on_free_ports(Path(tmp) / "data")
-        nats = NatsServer(
-            topology.nats_port,
-            topology.nats_monitor_port,
-            topology.data_dir / "nats",
-            topology.log_dir,
-        ).start()
-        runner = ServiceRunner(
-            Stack(topology, repo_root=Path.cwd(), launcher=python_module_launcher)
-        )
-        try:
-            runner.start_shop()
-            latencies = sorted(asyncio.run(measure(topology)))
-        finally:
-            runner.stop_all()
-            nats.stop()
+    with bench_stack() as stack:
+        latencies = sorted(asyncio.run(measure(stack.topology)))
     median, p90 = statistics.median(latencies), latencies[int(len(latencies) * 0.9)]
     print(
         f"PENDING -> CONFIRMED over {ORDERS} sequential orders (polled every {POLL_S * 1000:g} ms):"

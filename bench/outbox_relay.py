@@ -20,7 +20,7 @@ import nats as nats_client
 from nats.aio.client import Client
 from shop.inventory.v1 import commands_pb2
 
-from bench.rows import Row, scaled
+from bench.rows import Row, print_rows, scaled
 from runtime import outbox
 from runtime.bus import Bus
 from runtime.database import Connection
@@ -172,11 +172,7 @@ def rows() -> list[Row]:
 
 
 def main() -> None:
-    for row in rows():
-        print(
-            f"{row.figure}: {row.value:,.4g} {row.unit} against {row.baseline:,.4g}:"
-            f" ratio {row.ratio:.2f}"
-        )
+    print_rows(rows())
 
 
 if __name__ == "__main__":

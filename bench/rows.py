@@ -10,6 +10,7 @@ are comparable.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 QUICK_ENV = "BENCH_QUICK"
@@ -54,3 +55,12 @@ def quick() -> bool:
 def scaled(full: int, quick_value: int) -> int:
     """A count (orders, requests, seconds) for the mode this run is in."""
     return quick_value if quick() else full
+
+
+def print_rows(rows: Iterable[Row]) -> None:
+    """One line a row, for a module run on its own (`python -m bench.<module>`)."""
+    for row in rows:
+        print(
+            f"{row.figure}: {row.value:,.4g} {row.unit} against {row.baseline:,.4g}:"
+            f" ratio {row.ratio:.2f}"
+        )

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.rows import Row, scaled
+from bench.rows import Row, print_rows, scaled
 from bench.tracing_overhead import ORDERS_PER_ROUND, place_round
 from tests.support.processes import ServiceRunner
 from tests.support.shop import shop_client
@@ -117,11 +117,7 @@ def rows() -> list[Row]:
 
 
 def main() -> None:
-    for row in rows():
-        print(
-            f"{row.figure}: {row.value:,.4g} {row.unit} against {row.baseline:,.4g}:"
-            f" ratio {row.ratio:.2f}"
-        )
+    print_rows(rows())
 
 
 if __name__ == "__main__":
