@@ -66,18 +66,7 @@ async def relay_rate(bus: Bus, db: SqliteDatabase, messages: list[Envelope], win
 
     def stage_all(conn: Connection) -> None:
         for envelope in messages:
-            conn.execute(
-                "INSERT INTO outbox (message_id, subject, type_name, payload, traceparent,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    envelope.message_id,
-                    envelope.subject,
-                    envelope.type_name,
-                    envelope.payload,
-                    envelope.traceparent,
-                    time.time(),
-                ),
-            )
+            outbox.stage_envelope(conn, envelope)
 
     await db.write(stage_all)
     relay = OutboxRelay(db, bus, poll_interval_s=60.0, batch_size=100, publish_window=window)

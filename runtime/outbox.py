@@ -64,6 +64,12 @@ def stage(conn: Connection, message: Message, traceparent: str | None = None) ->
         trace_id = current_context().get("trace_id")
         traceparent = new_traceparent(trace_id if isinstance(trace_id, str) else None)
     envelope = Envelope.wrap(message, traceparent)
+    stage_envelope(conn, envelope)
+    return envelope
+
+
+def stage_envelope(conn: Connection, envelope: Envelope) -> None:
+    """Adds a message already wrapped (its id, subject and traceparent fixed) to the outbox."""
     announce_on_commit(STAGED)
     conn.execute(
         "INSERT INTO outbox (message_id, subject, type_name, payload, traceparent,"
@@ -77,7 +83,6 @@ def stage(conn: Connection, message: Message, traceparent: str | None = None) ->
             time.time(),
         ),
     )
-    return envelope
 
 
 def _unsent(conn: Connection, limit: int) -> list[tuple[int, Envelope]]:
