@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
 from shop.orders.v1 import orders_pb2
 
 from bench.rows import Row, scaled
+from bench.stack import bench_stack
 from runtime import catalogue
-from tests.support.processes import ServiceRunner
 from tests.support.shop import Shop, shop_client
-from tools.runner.nats import NatsServer
-from tools.runner.stack import Stack, python_module_launcher
 from tools.runner.topology import Topology
 
 ORDERS = scaled(120, 24)
@@ -70,26 +66,10 @@ async def throughput(topology: Topology, scraped: list[str]) -> float:
 
 def run(metrics: bool) -> float:
     env = {"CONCORD_METRICS_ENABLED": "true" if metrics else "false"}
-    with tempfile.TemporaryDirectory() as tmp:
-        topology = Topology.on_free_ports(Path(tmp) / "data")
-        nats = NatsServer(
-            topology.nats_port,
-            topology.nats_monitor_port,
-            topology.data_dir / "nats",
-            topology.log_dir,
-        ).start()
-        runner = ServiceRunner(
-            Stack(topology, repo_root=Path.cwd(), launcher=python_module_launcher)
-        )
-        runner.registry_env.update(env)
-        try:
-            for process in catalogue.start_order():
-                runner.start(process.name, env=env)
-            urls = [topology.metrics_url(p.name) for p in catalogue.CATALOGUE] if metrics else []
-            return asyncio.run(throughput(topology, urls))
-        finally:
-            runner.stop_all()
-            nats.stop()
+    with bench_stack(env, registry_env=env) as stack:
+        topology = stack.topology
+        urls = [topology.metrics_url(p.name) for p in catalogue.CATALOGUE] if metrics else []
+        return asyncio.run(throughput(topology, urls))
 
 
 def rows() -> list[Row]:
