@@ -23,83 +23,39 @@ import uuid
 import nats
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
-from shop.orders.v1 import events_pb2 as ev
 
 from bench import cpu
+from bench.confirmations import place_confirmed, watching
 from bench.rows import Row, scaled
 from bench.stack import BenchStack, bench_stack
-from runtime.events import metadata_of
-from tests.support.shop import Shop, shop_client
+from tests.support.shop import shop_client
 
 CONCURRENCY = 16
-CONFIRMED_SUBJECT = "shop.orders.events.OrderConfirmed"
-REJECTED_SUBJECT = "shop.orders.events.OrderRejected"
-SETTLE_TIMEOUT_S = 60.0
 PAYLOAD = b"x" * 200
 """About an order event's size on the wire."""
 
 
-class Completions:
-    """Futures for orders in flight, resolved from the events stream."""
-
-    def __init__(self) -> None:
-        self.waiting: dict[str, asyncio.Future[str]] = {}
-        self.early: dict[str, str] = {}
-
-    def expect(self, order_id: str) -> asyncio.Future[str]:
-        future = asyncio.get_running_loop().create_future()
-        if order_id in self.early:
-            future.set_result(self.early.pop(order_id))
-        else:
-            self.waiting[order_id] = future
-        return future
-
-    async def on_event(self, msg: Msg) -> None:
-        kind = msg.subject.rsplit(".", 1)[1]
-        event = ev.OrderConfirmed() if kind == "OrderConfirmed" else ev.OrderRejected()
-        event.ParseFromString(msg.data)
-        order_id = metadata_of(event).aggregate_id
-        future = self.waiting.pop(order_id, None)
-        if future is None:
-            self.early[order_id] = kind
-        elif not future.done():
-            future.set_result(kind)
-
-
 async def confirmed_per_s(stack: BenchStack, orders: int) -> tuple[float, dict[str, float]]:
     """Orders confirmed per second and the CPU seconds each process spent on them."""
-    nc = await nats.connect(stack.topology.nats_url)
-    completions = Completions()
-    for subject in (CONFIRMED_SUBJECT, REJECTED_SUBJECT):
-        await nc.subscribe(subject, cb=completions.on_event)
-    try:
-        async with shop_client(stack.topology) as shop:
-            product = await shop.product(stock=orders * 4, price_minor=1)
-            await shop.account("bench", orders * 10)
+    async with (
+        watching(stack.topology.nats_url) as completions,
+        shop_client(stack.topology) as shop,
+    ):
+        product = await shop.product(stock=orders * 4, price_minor=1)
+        await shop.account("bench", orders * 10)
 
-            async def place_until_done(customer: str, gate: asyncio.Semaphore) -> None:
-                async with gate:
-                    await _one(shop, product, customer, completions)
+        async def place_until_done(customer: str, gate: asyncio.Semaphore) -> None:
+            async with gate:
+                await place_confirmed(shop, product, customer, completions)
 
-            await asyncio.gather(
-                *(place_until_done("bench", asyncio.Semaphore(4)) for _ in range(8))
-            )
-            gate = asyncio.Semaphore(CONCURRENCY)
-            pids = stack.pids()
-            before = cpu.snapshot(pids)
-            started = time.perf_counter()
-            await asyncio.gather(*(place_until_done("bench", gate) for _ in range(orders)))
-            elapsed = time.perf_counter() - started
-            return orders / elapsed, cpu.spent(before, cpu.snapshot(pids))
-    finally:
-        await nc.close()
-
-
-async def _one(shop: Shop, product: str, customer: str, completions: Completions) -> None:
-    placed = await shop.place(customer, [(product, 1)], key=uuid.uuid4().hex)
-    outcome = await asyncio.wait_for(completions.expect(placed.order_id), SETTLE_TIMEOUT_S)
-    if outcome != "OrderConfirmed":
-        raise AssertionError(f"order {placed.order_id} {outcome}: stock or credit too small")
+        await asyncio.gather(*(place_until_done("bench", asyncio.Semaphore(4)) for _ in range(8)))
+        gate = asyncio.Semaphore(CONCURRENCY)
+        pids = stack.pids()
+        before = cpu.snapshot(pids)
+        started = time.perf_counter()
+        await asyncio.gather(*(place_until_done("bench", gate) for _ in range(orders)))
+        elapsed = time.perf_counter() - started
+        return orders / elapsed, cpu.spent(before, cpu.snapshot(pids))
 
 
 async def jetstream_round_trips_per_s(nats_url: str, seconds: float) -> float:

@@ -26,11 +26,10 @@ import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 
-import nats
-
 from bench import cpu
+from bench.confirmations import watching
 from bench.rows import Row, quick, scaled
-from bench.saga_throughput import CONCURRENCY, CONFIRMED_SUBJECT, REJECTED_SUBJECT, Completions
+from bench.saga_throughput import CONCURRENCY
 from bench.stack import BenchStack, bench_stack
 from tests.support.shop import shop_client
 
@@ -76,32 +75,26 @@ class Soak:
         self.latencies: list[float] = []
 
     async def run(self) -> float:
-        nc = await nats.connect(self.stack.topology.nats_url)
-        completions = Completions()
-        for subject in (CONFIRMED_SUBJECT, REJECTED_SUBJECT):
-            await nc.subscribe(subject, cb=completions.on_event)
-        try:
-            async with shop_client(self.stack.topology) as shop:
-                seconds = soak_s()
-                product = await shop.product(stock=1_000_000, price_minor=1)
-                await shop.account("soak", 10**9)
+        async with (
+            watching(self.stack.topology.nats_url) as completions,
+            shop_client(self.stack.topology) as shop,
+        ):
+            seconds = soak_s()
+            product = await shop.product(stock=1_000_000, price_minor=1)
+            await shop.account("soak", 10**9)
 
-                async def one() -> None:
-                    started = time.perf_counter()
-                    placed = await shop.place("soak", [(product, 1)])
-                    await asyncio.wait_for(completions.expect(placed.order_id), 60)
-                    self.latencies.append(time.perf_counter() - started)
+            async def one() -> None:
+                started = time.perf_counter()
+                placed = await shop.place("soak", [(product, 1)])
+                await asyncio.wait_for(completions.expect(placed.order_id), 60)
+                self.latencies.append(time.perf_counter() - started)
 
-                maximum = await sustained_rate(one, scaled(60, 15))
-                self.latencies.clear()
-                rate = maximum * LOAD_FRACTION
-                print(
-                    f"soak: max {maximum:.1f} orders/s, soaking at {rate:.1f}/s for {seconds:g} s"
-                )
-                await self._paced(one, rate, seconds)
-                return rate
-        finally:
-            await nc.close()
+            maximum = await sustained_rate(one, scaled(60, 15))
+            self.latencies.clear()
+            rate = maximum * LOAD_FRACTION
+            print(f"soak: max {maximum:.1f} orders/s, soaking at {rate:.1f}/s for {seconds:g} s")
+            await self._paced(one, rate, seconds)
+            return rate
 
     async def _paced(
         self, one: Callable[[], Coroutine[object, object, None]], rate: float, seconds: float

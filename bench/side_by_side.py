@@ -1,0 +1,95 @@
+"""Two stacks that differ in one setting, measured against each other in one run: rounds of
+orders alternate between them (first one, then the other, then the other way round), so a
+neighbour's load on this shared machine falls on both alike, and each round's throughput ratio
+is kept so a median can shrug off the round one burst of it spoiled.
+
+Orders are counted done from the events stream (bench/confirmations.py), and every process's
+CPU time is read from /proc around each round: CPU per order is the steadier of the two
+figures, since throughput also moves with how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from bench import cpu
+from bench.confirmations import Completions, place_confirmed, watching
+from bench.stack import BenchStack
+from tests.support.shop import Shop, shop_client
+
+CUSTOMER = "bench"
+
+
+@dataclass(frozen=True)
+class Measured:
+    orders_per_s: float
+    cpu_ms_per_order: float
+
+
+@dataclass(frozen=True)
+class Compared:
+    measured: dict[str, Measured]
+    median_ratio: float
+    """Median over the rounds of the second stack's orders/s over the first's."""
+
+
+async def _round(
+    shop: Shop, product: str, completions: Completions, orders: int, concurrency: int
+) -> float:
+    """Seconds to place `orders` orders, `concurrency` in flight, and see every one CONFIRMED."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with gate:
+            await place_confirmed(shop, product, CUSTOMER, completions)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(orders)))
+    return time.perf_counter() - started
+
+
+async def alternate(
+    stacks: Mapping[str, BenchStack], *, rounds: int, orders_per_round: int, concurrency: int
+) -> Compared:
+    """Orders/s and CPU ms per order of each of two stacks over `rounds` rounds each (after a
+    warm-up round each that is not counted)."""
+    first, second = stacks
+    elapsed = dict.fromkeys(stacks, 0.0)
+    cpu_s = dict.fromkeys(stacks, 0.0)
+    ratios = []
+    async with AsyncExitStack() as contexts:
+        shops: dict[str, Shop] = {}
+        products: dict[str, str] = {}
+        completions: dict[str, Completions] = {}
+        for name, stack in stacks.items():
+            shops[name] = await contexts.enter_async_context(shop_client(stack.topology))
+            completions[name] = await contexts.enter_async_context(
+                watching(stack.topology.nats_url)
+            )
+            orders = (rounds + 1) * orders_per_round
+            products[name] = await shops[name].product(stock=orders, price_minor=1)
+            await shops[name].account(CUSTOMER, orders)
+            await _round(
+                shops[name], products[name], completions[name], orders_per_round, concurrency
+            )
+        for round_ in range(rounds):
+            took = {}
+            for name in (first, second) if round_ % 2 == 0 else (second, first):
+                pids = stacks[name].pids()
+                before = cpu.snapshot(pids)
+                took[name] = await _round(
+                    shops[name], products[name], completions[name], orders_per_round, concurrency
+                )
+                cpu_s[name] += sum(cpu.spent(before, cpu.snapshot(pids)).values())
+                elapsed[name] += took[name]
+            ratios.append(took[first] / took[second])
+    orders = rounds * orders_per_round
+    return Compared(
+        {name: Measured(orders / elapsed[name], 1000 * cpu_s[name] / orders) for name in stacks},
+        statistics.median(ratios),
+    )
