@@ -21,7 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from runtime import tracing, transport_security
+from runtime import rpc_tracing, transport_security
 from runtime.breaker import Breaker, BreakerOpenError
 from runtime.errors import DependencyUnavailableError
 
@@ -72,6 +72,15 @@ def unhealthy(error: BaseException) -> bool:
     return isinstance(error, grpc.aio.AioRpcError) and error.code() in UNHEALTHY_CODES
 
 
+class _MethodPaths:
+    """Stands in for a channel when building a stub: each RPC becomes its full method name."""
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> str:
+        return method
+
+    unary_stream = stream_unary = stream_stream = unary_unary
+
+
 class ServiceClient(Generic[S]):
     """Calls one callee's unary RPCs through its breaker, with a deadline; `stub` is the
     callee's generated stub class (`InventoryServiceStub`)."""
@@ -95,12 +104,13 @@ class ServiceClient(Generic[S]):
         )
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, S] = {}
+        self._paths = stub(_MethodPaths())  # type: ignore[arg-type]
+        """The stub over a channel that only names methods: `method(self._paths)` is the
+        full method name of the RPC `method` picks, for the call's span."""
 
     def _stub(self, address: str) -> S:
         if address not in self._stubs:
-            self._channels[address] = transport_security.channel(
-                address, interceptors=tracing.client_interceptors()
-            )
+            self._channels[address] = transport_security.channel(address)
             self._stubs[address] = self._new_stub(self._channels[address])
         return self._stubs[address]
 
@@ -109,7 +119,8 @@ class ServiceClient(Generic[S]):
     ) -> Any:
         address = await self._resolver.resolve()
         rpc = method(self._stub(address))
-        return await rpc(request, timeout=self._policy.deadline_s, metadata=metadata)
+        with rpc_tracing.client_span(str(method(self._paths))) as traced:
+            return await rpc(request, timeout=self._policy.deadline_s, metadata=metadata + traced)
 
     async def call(
         self,

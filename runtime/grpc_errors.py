@@ -244,3 +244,12 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
             request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
+
+
+def final_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode | None:
+    """The status a handler set (or aborted with) on `context`, as a StatusCode; None if it set
+    none. grpc.aio reports an abort's code as its integer, a set_code as the enum."""
+    code = context.code()
+    if code is None or isinstance(code, grpc.StatusCode):
+        return code
+    return next((c for c in grpc.StatusCode if c.value[0] == code), None)

@@ -33,6 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from runtime.grpc_errors import final_code
 from runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -203,22 +204,15 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
             code = grpc.StatusCode.UNKNOWN
             try:
                 result = await behavior(request, context)
-                code = _code(context) or grpc.StatusCode.OK
+                code = final_code(context) or grpc.StatusCode.OK
                 return result
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
             except BaseException:
-                code = _code(context) or grpc.StatusCode.UNKNOWN
+                code = final_code(context) or grpc.StatusCode.UNKNOWN
                 raise
             finally:
                 self._metrics.observe_rpc(method, code.name, time.perf_counter() - started)
 
         return handler
-
-
-def _code(context: grpc.aio.ServicerContext) -> grpc.StatusCode | None:
-    code = context.code()
-    if code is None or isinstance(code, grpc.StatusCode):
-        return code
-    return next((c for c in grpc.StatusCode if c.value[0] == code), None)

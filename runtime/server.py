@@ -24,7 +24,17 @@ from concord.ops.v1 import ops_service_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from runtime import breaker, consumer, lease, logs, outbox, paging, tracing, transport_security
+from runtime import (
+    breaker,
+    consumer,
+    lease,
+    logs,
+    outbox,
+    paging,
+    rpc_tracing,
+    tracing,
+    transport_security,
+)
 from runtime.bus import Bus
 from runtime.consumer import Consumer, Subscription
 from runtime.contract_fingerprint import own_contracts
@@ -158,7 +168,7 @@ async def serve(
     tls = transport_security.configured()
     interceptors: list[grpc.aio.ServerInterceptor] = [
         *([PeerTrustInterceptor()] if tls is not None else []),
-        *tracing.server_interceptors(),
+        *rpc_tracing.server_interceptors(),
         DomainErrorInterceptor(),
     ]
     if metrics is not None:

@@ -18,21 +18,16 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from opentelemetry import context, trace
-from opentelemetry.instrumentation.grpc import (
-    aio_client_interceptors,
-    aio_server_interceptor,
-    filters,
-)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanKind, StatusCode, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from runtime.logs import current_context
@@ -55,16 +50,23 @@ def enabled() -> bool:
     return os.environ.get("CONCORD_TRACING", "on").lower() not in ("off", "0", "false")
 
 
-class JsonLinesExporter(SpanExporter):
-    """One JSON object a line per finished span: ids in hex, times in Unix nanoseconds."""
+_encode = json.JSONEncoder(default=str).encode
+"""One encoder for every span: json.dumps(default=...) would build a new one per call."""
 
-    def __init__(self, path: Path) -> None:
+
+class JsonLinesExporter(SpanExporter):
+    """One JSON object a line per finished span: ids in hex, times in Unix nanoseconds. It runs
+    on the batch processor's thread, holding the GIL while it formats: what is the same for
+    every span (the service, enum names) is looked up once."""
+
+    def __init__(self, path: Path, service: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
+        self._service = service
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join(json.dumps(span_record(s), default=str) + "\n" for s in spans)
+        lines = "".join([_encode(self.record(s)) + "\n" for s in spans])
         with self._lock:
             self._file.write(lines)
             self._file.flush()
@@ -74,26 +76,33 @@ class JsonLinesExporter(SpanExporter):
         with self._lock:
             self._file.close()
 
+    def record(self, span: ReadableSpan) -> dict[str, Any]:
+        ctx = span.context
+        parent = span.parent
+        attributes = span.attributes
+        return {
+            "trace_id": f"{ctx.trace_id:032x}",
+            "span_id": f"{ctx.span_id:016x}",
+            "parent_span_id": f"{parent.span_id:016x}" if parent else None,
+            "name": span.name,
+            "kind": _KIND_NAMES[span.kind],
+            "service": self._service,
+            "start_ns": span.start_time,
+            "end_ns": span.end_time,
+            "status": _STATUS_NAMES[span.status.status_code],
+            "attributes": dict(attributes) if attributes else {},
+            "links": [
+                {
+                    "trace_id": f"{link.context.trace_id:032x}",
+                    "span_id": f"{link.context.span_id:016x}",
+                }
+                for link in span.links
+            ],
+        }
 
-def span_record(span: ReadableSpan) -> dict[str, Any]:
-    ctx = span.get_span_context()
-    assert ctx is not None
-    return {
-        "trace_id": f"{ctx.trace_id:032x}",
-        "span_id": f"{ctx.span_id:016x}",
-        "parent_span_id": f"{span.parent.span_id:016x}" if span.parent else None,
-        "name": span.name,
-        "kind": span.kind.name,
-        "service": span.resource.attributes.get("service.name"),
-        "start_ns": span.start_time,
-        "end_ns": span.end_time,
-        "status": span.status.status_code.name,
-        "attributes": dict(span.attributes or {}),
-        "links": [
-            {"trace_id": f"{link.context.trace_id:032x}", "span_id": f"{link.context.span_id:016x}"}
-            for link in span.links
-        ],
-    }
+
+_KIND_NAMES = {kind: kind.name for kind in SpanKind}
+_STATUS_NAMES = {code: code.name for code in StatusCode}
 
 
 def _exporter(service: str, data_dir: Path) -> SpanExporter:
@@ -105,7 +114,7 @@ def _exporter(service: str, data_dir: Path) -> SpanExporter:
         if any(name in os.environ for name in timeouts):
             return OTLPSpanExporter()
         return OTLPSpanExporter(timeout=OTLP_TIMEOUT_S)
-    return JsonLinesExporter(data_dir / "traces" / f"{service}.{os.getpid()}.jsonl")
+    return JsonLinesExporter(data_dir / "traces" / f"{service}.{os.getpid()}.jsonl", service)
 
 
 def configure(service: str, data_dir: Path) -> None:
@@ -127,27 +136,9 @@ def shutdown() -> None:
         _provider.shutdown()
 
 
-UNTRACED_SERVICES = (
-    "grpc.health.v1.Health",
-    "grpc.reflection.",
-    "concord.registry.v1.DiscoveryService",
-)
-"""Platform chatter, not work for anyone: health probes, reflection, registration heartbeats
-and lookups. Tracing them would cost a span every probe interval per process."""
-
-
-def server_interceptors() -> list[Any]:
-    """A SERVER span per call (but UNTRACED_SERVICES'), continuing the caller's `traceparent`
-    metadata."""
-    if _provider is None:
-        return []
-    untraced = filters.any_of(*(filters.service_prefix(s) for s in UNTRACED_SERVICES))
-    return [aio_server_interceptor(tracer_provider=_provider, filter_=filters.negate(untraced))]
-
-
-def client_interceptors() -> list[Any]:
-    """A CLIENT span per call, passing `traceparent` on as metadata."""
-    return list(aio_client_interceptors(tracer_provider=_provider)) if _provider else []
+def active_tracer() -> Tracer | None:
+    """The process's tracer once `configure` installed it; None when tracing is off."""
+    return _tracer if _provider is not None else None
 
 
 def current_traceparent() -> str | None:
@@ -157,7 +148,14 @@ def current_traceparent() -> str | None:
     return carrier.get("traceparent")
 
 
-def _context_of(traceparent: str | None) -> context.Context | None:
+def traceparent_of(span: Span) -> str:
+    """`span`'s context as a W3C traceparent (version 00), the form the propagator writes."""
+    ctx = span.get_span_context()
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+
+
+def context_of(traceparent: str | None) -> context.Context | None:
+    """The context a `traceparent` received from elsewhere stands for; None when absent."""
     if not traceparent:
         return None
     return _propagator.extract({"traceparent": traceparent})
@@ -174,13 +172,16 @@ def produced(subject: str, message_id: str, type_name: str) -> str | None:
     travels with the message; None when tracing is off or nothing is being traced."""
     if _provider is None:
         return None
-    with _tracer.start_as_current_span(
-        f"{subject} publish",
-        kind=SpanKind.PRODUCER,
-        attributes=_messaging(subject, message_id, type_name),
-    ):
-        _inherit_order()
-        return current_traceparent()
+    attributes = _messaging(subject, message_id, type_name)
+    order_id = current_context().get("order_id")
+    if isinstance(order_id, str) and order_id:
+        attributes[ORDER_ID] = order_id  # the order of the work that staged it, when known
+    # Started and ended in place, never made current: nothing runs inside a producer span, so
+    # attaching it to the context (and reading it back through the propagator) is pure cost.
+    span = _tracer.start_span(f"{subject} publish", kind=SpanKind.PRODUCER, attributes=attributes)
+    traceparent = traceparent_of(span) if span.get_span_context().is_valid else None
+    span.end()
+    return traceparent
 
 
 @contextmanager
@@ -190,7 +191,7 @@ def consumed(
     """The CONSUMER span of processing one message: the child of its producer's span."""
     with _tracer.start_as_current_span(
         f"{subject} process",
-        context=_context_of(traceparent),
+        context=context_of(traceparent),
         kind=SpanKind.CONSUMER,
         attributes=_messaging(subject, message_id, type_name),
     ) as span:
@@ -209,22 +210,15 @@ def step(name: str, order_id: str = "", **attributes: str | int | float | bool) 
 def resumed(traceparent: str | None, name: str, order_id: str = "") -> Iterator[Span]:
     """A span continuing a trace recorded earlier (`traceparent` read back from a database),
     for work a background job picks up later on behalf of a traced request."""
-    with _tracer.start_as_current_span(name, context=_context_of(traceparent)) as span:
+    with _tracer.start_as_current_span(name, context=context_of(traceparent)) as span:
         tag_order(order_id)
         yield span
 
 
-def _messaging(subject: str, message_id: str, type_name: str) -> Mapping[str, str]:
+def _messaging(subject: str, message_id: str, type_name: str) -> dict[str, str]:
     return {
         "messaging.system": "nats",
         "messaging.destination.name": subject,
         "messaging.message.id": message_id,
         "messaging.message.type": type_name,
     }
-
-
-def _inherit_order() -> None:
-    """The producer span carries the order id of the work that staged it, when known."""
-    order_id = current_context().get("order_id")
-    if isinstance(order_id, str):
-        tag_order(order_id)

@@ -11,7 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from paygate.v1 import paygate_pb2, paygate_pb2_grpc
 
-from runtime import tracing, transport_security
+from runtime import rpc_tracing, tracing, transport_security
 from runtime.catalogue import process
 from runtime.grpc_errors import DomainErrorInterceptor
 from runtime.metrics import Metrics, RpcMetricsInterceptor
@@ -29,7 +29,7 @@ async def main() -> None:
     metrics = Metrics("paygate", asyncio.get_running_loop(), metrics_settings.scrape_timeout_s)
     # The services' interceptor, for its decoding: garbage request bytes are INVALID_ARGUMENT.
     interceptors: list[grpc.aio.ServerInterceptor] = [
-        *tracing.server_interceptors(),
+        *rpc_tracing.server_interceptors(),
         DomainErrorInterceptor(),
     ]
     if metrics_settings.enabled:
