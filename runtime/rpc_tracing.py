@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import grpc
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from runtime import tracing
@@ -94,41 +94,43 @@ class ServerSpans(grpc.aio.ServerInterceptor):
 
     def _spanned(self, behavior: Behavior, method: str, caller: str | None) -> Behavior:
         async def handler(request: Any, servicer_context: grpc.aio.ServicerContext) -> Any:
-            with self._tracer.start_as_current_span(
+            span = self._tracer.start_span(
                 method,
                 context=tracing.context_of(caller),
                 kind=SpanKind.SERVER,
                 attributes=_attributes(method),
-                record_exception=False,
-                set_status_on_exception=False,
-            ) as span:
-                try:
-                    result = await behavior(request, servicer_context)
-                except BaseException:
-                    code = final_code(servicer_context) or grpc.StatusCode.UNKNOWN
-                    _end_with(span, code, servicer_context.details())
-                    raise
+            )
+            token = context.attach(trace.set_span_in_context(span))
+            try:
+                result = await behavior(request, servicer_context)
+            except BaseException:
+                code = final_code(servicer_context) or grpc.StatusCode.UNKNOWN
+                _end_with(span, code, servicer_context.details())
+                raise
+            else:
                 _end_with(span, final_code(servicer_context) or grpc.StatusCode.OK, None)
                 return result
+            finally:
+                context.detach(token)
+                span.end()
 
         return handler
 
 
 @contextmanager
 def _client_span(tracer: Tracer, method: str) -> Iterator[Metadata]:
-    with tracer.start_as_current_span(
-        method,
-        kind=SpanKind.CLIENT,
-        attributes=_attributes(method),
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        try:
-            yield ((HEADER, tracing.traceparent_of(span)),)
-        except grpc.aio.AioRpcError as error:
-            _end_with(span, error.code(), error.details())
-            raise
-        except BaseException as error:
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            raise
+    span = tracer.start_span(method, kind=SpanKind.CLIENT, attributes=_attributes(method))
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        yield ((HEADER, tracing.traceparent_of(span)),)
+    except grpc.aio.AioRpcError as error:
+        _end_with(span, error.code(), error.details())
+        raise
+    except BaseException as error:
+        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        raise
+    else:
         _end_with(span, grpc.StatusCode.OK, None)
+    finally:
+        context.detach(token)
+        span.end()
