@@ -1,9 +1,9 @@
 """Steady state under load: orders at 80% of the stack's measured maximum for BENCH_SOAK_S
 (default 10 minutes; 45 s in quick mode), with the retention job's intervals shortened so it
 prunes within the run, sampling every SAMPLE_S:
-- disk: the stack's data folder split into the SQLite databases, their WAL files, and the
-  JetStream store;
-- memory: the resident set of every process together;
+- disk: the stack's data folder split into the SQLite databases, their WAL files, the
+  JetStream store and the span files;
+- memory: the resident set of every process together (and of each, printed);
 - latency: the p99 of PlaceOrder -> OrderConfirmed (seen on the events stream) in the window.
 Prints each one's least-squares slope per minute and whether it is flat (the slope over the
 whole run under FLAT_FRACTION of its mean).
@@ -12,7 +12,8 @@ What is not meant to be flat: the SQLite databases hold orders' event store and 
 the record of every order, which grows with the orders by design; the inbox is pruned only
 after the stream could no longer redeliver (days by default, settings.required_inbox_retention_s).
 The WAL files (checkpointed by the retention job), the outbox (published rows pruned after
-CONCORD_OUTBOX_RETENTION_S) and the JetStream store (events bounded by size here) are.
+CONCORD_OUTBOX_RETENTION_S), the JetStream store (events bounded by size here) and the span
+files (rotated at CONCORD_TRACE_FILE_MAX_MIB) are.
 
     BENCH_SOAK_S=600 BENCH_ONLY=soak make bench
 """
@@ -40,9 +41,11 @@ RETENTION_ENV = {
     "CONCORD_RETENTION_INTERVAL_S": "10",
     "CONCORD_OUTBOX_RETENTION_S": "20",
     "CONCORD_EVENT_STREAM_MAX_MIB": "4",
+    "CONCORD_TRACE_FILE_MAX_MIB": "4",
 }
-"""Retention that acts within minutes: prune published outbox rows after 20 s, every 10 s, and
-keep 4 MiB of each events stream (discarding the oldest, as in production)."""
+"""Retention that acts within minutes: prune published outbox rows after 20 s, every 10 s, keep
+4 MiB of each events stream (discarding the oldest, as in production) and rotate span files at
+4 MiB."""
 
 
 def soak_s() -> float:
@@ -51,7 +54,7 @@ def soak_s() -> float:
 
 def disk(data_dir: Path) -> dict[str, int]:
     """Bytes of the stack's data folder by kind."""
-    kinds = {"sqlite": 0, "wal": 0, "jetstream": 0}
+    kinds = {"sqlite": 0, "wal": 0, "jetstream": 0, "traces": 0}
     for path in data_dir.rglob("*"):
         try:
             if not path.is_file():
@@ -61,6 +64,8 @@ def disk(data_dir: Path) -> dict[str, int]:
             continue
         if "jetstream" in path.parts:
             kinds["jetstream"] += size
+        elif path.parent.name == "traces":
+            kinds["traces"] += size
         elif path.name.endswith(("-wal", "-shm")):
             kinds["wal"] += size
         elif path.suffix in (".sqlite3", ".db", ".sqlite"):
@@ -123,8 +128,9 @@ class Soak:
         window, self.latencies = self.latencies, []
         window.sort()
         p99 = window[int(len(window) * 0.99)] * 1000 if window else float("nan")
-        rss = sum(cpu.rss_bytes(pid) for pid in self.stack.pids().values())
-        sample = {"t_min": elapsed_s / 60, "rss_mib": rss / 2**20, "p99_ms": p99}
+        rss = {name: cpu.rss_bytes(pid) / 2**20 for name, pid in self.stack.pids().items()}
+        sample = {"t_min": elapsed_s / 60, "rss_mib": sum(rss.values()), "p99_ms": p99}
+        sample.update({f"{PROCESS_RSS}{name}": mib for name, mib in rss.items()})
         sample.update(
             {f"{k}_mib": v / 2**20 for k, v in disk(self.stack.topology.data_dir).items()}
         )
@@ -149,6 +155,11 @@ async def sustained_rate(
     return len(counted) / (seconds * 2 / 3)
 
 
+PROCESS_RSS = "rss_mib:"
+"""Samples also hold each process's resident set under this prefix, so a growing total can be
+traced to the process that grows."""
+
+
 def slope_per_min(samples: list[dict[str, float]], key: str) -> tuple[float, float]:
     """Least-squares slope of `key` per minute, and its mean."""
     points = [(s["t_min"], s[key]) for s in samples if s[key] == s[key]]  # drop NaN
@@ -163,10 +174,20 @@ def rows() -> list[Row]:
         soak = Soak(stack)
         rate = asyncio.run(soak.run())
     minutes = soak.samples[-1]["t_min"]
+    processes = [key for key in soak.samples[-1] if key.startswith(PROCESS_RSS)]
+    print(
+        "soak: resident set by process: "
+        + ", ".join(
+            f"{key.removeprefix(PROCESS_RSS)} {slope:+.2f} MiB/min around {mean:.0f}"
+            for key in processes
+            for slope, mean in [slope_per_min(soak.samples[1:], key)]
+        )
+    )
     found = []
     for key, unit in (
         ("wal_mib", "MiB"),
         ("jetstream_mib", "MiB"),
+        ("traces_mib", "MiB"),
         ("sqlite_mib", "MiB"),
         ("rss_mib", "MiB"),
         ("p99_ms", "ms"),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import FailedPreconditionError, NotFoundError
+from runtime.span_files import traces_dir
 from runtime.tracing import ORDER_ID, enabled
 
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -65,10 +66,6 @@ class SpanRecord:
             attributes=dict(raw.get("attributes") or {}),
             links=tuple((x["trace_id"], x["span_id"]) for x in raw.get("links") or []),
         )
-
-
-def traces_dir(data_dir: Path) -> Path:
-    return data_dir / "traces"
 
 
 def load_spans(data_dir: Path) -> list[SpanRecord]:

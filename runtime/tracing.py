@@ -15,23 +15,22 @@ CONSUMER span is that span's child, so causality survives the outbox, a crash an
 
 from __future__ import annotations
 
-import json
 import os
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from opentelemetry import context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from runtime.logs import current_context
+from runtime.span_files import ENDED_FILES_KEPT, JsonLinesExporter, max_file_bytes, traces_dir
 
 ORDER_ID = "order.id"
 """The span attribute `devstack trace` finds an order's trace by."""
@@ -53,56 +52,6 @@ def enabled() -> bool:
     return os.environ.get("CONCORD_TRACING", "on").lower() not in ("off", "0", "false")
 
 
-_encode = json.JSONEncoder(default=str).encode
-"""One encoder for every span: json.dumps(default=...) would build a new one per call."""
-
-
-class JsonLinesExporter(SpanExporter):
-    """One JSON object a line per finished span: ids in hex, times in Unix nanoseconds. It runs
-    on the batch processor's thread, holding the GIL while it formats: what is the same for
-    every span (the service, enum names) is looked up once."""
-
-    def __init__(self, path: Path, service: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
-        self._lock = threading.Lock()
-        self._service = _encode(service)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = "".join([self.line(s) for s in spans])
-        with self._lock:
-            self._file.write(lines)
-            self._file.flush()
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._file.close()
-
-    def line(self, span: ReadableSpan) -> str:
-        """The span's JSON line: the fixed fields formatted in place, only the name and the
-        attributes through the JSON encoder (half the time of encoding one dict of it all)."""
-        ctx = span.context
-        parent = f'"{span.parent.span_id:016x}"' if span.parent else "null"
-        attributes = span.attributes
-        links = ",".join(
-            f'{{"trace_id":"{link.context.trace_id:032x}","span_id":"{link.context.span_id:016x}"}}'
-            for link in span.links
-        )
-        return (
-            f'{{"trace_id":"{ctx.trace_id:032x}","span_id":"{ctx.span_id:016x}",'
-            f'"parent_span_id":{parent},'
-            f'"name":{_encode(span.name)},"kind":"{_KIND_NAMES[span.kind]}",'
-            f'"service":{self._service},"start_ns":{span.start_time},"end_ns":{span.end_time},'
-            f'"status":"{_STATUS_NAMES[span.status.status_code]}",'
-            f'"attributes":{_encode(dict(attributes)) if attributes else "{}"},"links":[{links}]}}\n'
-        )
-
-
-_KIND_NAMES = {kind: kind.name for kind in SpanKind}
-_STATUS_NAMES = {code: code.name for code in StatusCode}
-
-
 def _exporter(service: str, data_dir: Path) -> SpanExporter:
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -112,7 +61,9 @@ def _exporter(service: str, data_dir: Path) -> SpanExporter:
         if any(name in os.environ for name in timeouts):
             return OTLPSpanExporter()
         return OTLPSpanExporter(timeout=OTLP_TIMEOUT_S)
-    return JsonLinesExporter(data_dir / "traces" / f"{service}.{os.getpid()}.jsonl", service)
+    return JsonLinesExporter(
+        traces_dir(data_dir), service, os.getpid(), max_file_bytes(), ENDED_FILES_KEPT
+    )
 
 
 def configure(service: str, data_dir: Path) -> None:

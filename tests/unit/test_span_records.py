@@ -1,24 +1,31 @@
-"""What runtime/tracing.py writes: the JSON line of each span (formatted by hand for speed, so
-checked here against a JSON parser, quotes and links included, and read back by
-runtime/trace_files.py), and the PRODUCER spans staging records as instants: the child of the
-current span, asking the sampler, with the traceparent the message carries."""
+"""What runtime/tracing.py writes: the JSON line of each span (runtime/span_files.py formats it
+by hand for speed, so it is checked here against a JSON parser, quotes and links included, and
+read back by runtime/trace_files.py), the files' bounds on disk, and the PRODUCER spans staging
+records as instants: the child of the current span, asking the sampler, with the traceparent
+the message carries."""
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
 from runtime import tracing
+from runtime.span_files import JsonLinesExporter
 from runtime.trace_files import load_spans
+
+GONE_PID = 999_999_999
+"""Above any Linux pid_max: no process has it."""
 
 
 def test_every_line_is_the_json_of_its_span(tmp_path: Path) -> None:
@@ -34,13 +41,12 @@ def test_every_line_is_the_json_of_its_span(tmp_path: Path) -> None:
         outer.set_attribute("order.id", 'ord-"1"')
         with tracer.start_as_current_span("inner") as inner:
             inner.set_status(Status(StatusCode.ERROR, "no"))
-    path = tmp_path / "traces" / "orders.1.jsonl"
-    exporter = tracing.JsonLinesExporter(path, "orders")
+    exporter = JsonLinesExporter(tmp_path / "traces", "orders", os.getpid(), 2**20, 4)
     exporter.export(spans.get_finished_spans())
     exporter.shutdown()
 
     first_line, inner_line, outer_line = (
-        json.loads(line) for line in path.read_text().splitlines()
+        json.loads(line) for line in exporter.path.read_text().splitlines()
     )
     assert first_line["parent_span_id"] is None and first_line["links"] == []
     assert outer_line["name"] == 'a "quoted"\nname' and outer_line["kind"] == "SERVER"
@@ -96,3 +102,51 @@ def test_an_unsampled_trace_stays_unsampled_and_records_nothing(
     traceparent = tracing.produced("shop.orders.events.OrderPlaced", "m-2", "OrderPlaced")
     assert traceparent is not None and traceparent.endswith("-00")
     assert configured.get_finished_spans() == ()
+
+
+def _spans(count: int) -> list[ReadableSpan]:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("test")
+    for n in range(count):
+        with tracer.start_as_current_span(f"span {n}", attributes={"n": n}):
+            pass
+    return list(spans.get_finished_spans())
+
+
+def test_a_full_file_becomes_the_previous_one_and_no_more_are_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "traces"
+    exporter = JsonLinesExporter(folder, "orders", os.getpid(), max_bytes=4096, ended_kept=4)
+    spans = _spans(200)
+    for start in range(0, len(spans), 10):
+        exporter.export(spans[start : start + 10])
+    exporter.shutdown()
+
+    assert sorted(p.name for p in folder.iterdir()) == [
+        f"orders.{os.getpid()}.jsonl",
+        f"orders.{os.getpid()}.previous.jsonl",
+    ]
+    assert all(p.stat().st_size < 4096 + 10 * 400 for p in folder.iterdir())
+    kept = sorted(int(s.attributes["n"]) for s in load_spans(tmp_path))
+    assert kept == list(range(200 - len(kept), 200))  # the newest, none missing between
+
+
+def test_only_the_newest_files_of_ended_processes_are_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "traces"
+    folder.mkdir()
+    ended = [folder / f"orders.{GONE_PID - n}.jsonl" for n in range(4)]
+    for age, path in enumerate(ended):
+        path.write_text("{}\n")
+        os.utime(path, (time.time() - 100 * age, time.time() - 100 * age))
+    running = folder / f"orders.{os.getpid()}.previous.jsonl"
+    other_service = folder / f"inventory.{GONE_PID}.jsonl"
+    for path in (running, other_service):
+        path.write_text("{}\n")
+        os.utime(path, (time.time() - 1000, time.time() - 1000))
+
+    JsonLinesExporter(folder, "orders", os.getpid(), 2**20, ended_kept=2).shutdown()
+
+    assert sorted(folder.iterdir()) == sorted(
+        [*ended[:2], running, other_service, folder / f"orders.{os.getpid()}.jsonl"]
+    )

@@ -13,7 +13,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from runtime.trace_files import SpanRecord, load_spans, order_traces, traces_dir, unreadable_reason
+from runtime.span_files import traces_dir
+from runtime.trace_files import SpanRecord, load_spans, order_traces, unreadable_reason
 
 BAR_WIDTH = 30
 """Characters of the waterfall's timeline column."""
