@@ -106,7 +106,9 @@ def required_inbox_retention_s(streams: StreamLimits) -> float:
       at the latest while the event is still on its stream, then kept `dead_letter_max_age_s`;
     - republished by an outbox relay after JetStream's duplicate window let it through.
     So: the longest of (event age + dead-letter age) and the duplicate window, plus a margin."""
-    horizon_s = max(streams.event_max_age_s + streams.dead_letter_max_age_s, DUPLICATE_WINDOW_S)
+    horizon_s = max(
+        streams.event_max_age_s + streams.dead_letter_max_age_s, streams.duplicate_window_s
+    )
     return horizon_s + INBOX_RETENTION_MARGIN_S
 
 
@@ -150,6 +152,7 @@ class RetentionSettings:
             command_max_bytes=env_int("CONCORD_COMMAND_STREAM_MAX_MIB", 64) * MIB,
             dead_letter_max_age_s=env_float("CONCORD_DEAD_LETTER_RETENTION_DAYS", 14.0) * DAY_S,
             dead_letter_max_bytes=env_int("CONCORD_DEAD_LETTER_STREAM_MAX_MIB", 128) * MIB,
+            duplicate_window_s=env_float("CONCORD_STREAM_DUPLICATE_WINDOW_S", DUPLICATE_WINDOW_S),
         )
         return cls(
             interval_s=env_float("CONCORD_RETENTION_INTERVAL_S", 60.0),

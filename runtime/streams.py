@@ -23,7 +23,11 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from runtime import catalogue
 from runtime.catalogue import Stream, StreamKind
 
-DUPLICATE_WINDOW_S = 600.0  # covers an outbox relay restarted minutes after a crash
+DUPLICATE_WINDOW_S = 600.0
+"""Default of `StreamLimits.duplicate_window_s`: covers an outbox relay restarted minutes after
+a crash. nats-server keeps every message id of the window in memory (about 350 bytes each: at
+1,000 messages a second, some 200 MiB), so its resident set grows for this long after a start
+and is flat after."""
 DEAD_LETTER_STREAM = "SHOP_DEAD_LETTERS"
 DAY_S = 86_400.0
 MIB = 1024 * 1024
@@ -47,13 +51,19 @@ class StreamLimits:
     command_max_bytes: int = 64 * MIB
     dead_letter_max_age_s: float = 14 * DAY_S
     dead_letter_max_bytes: int = 128 * MIB
+    duplicate_window_s: float = DUPLICATE_WINDOW_S
+    """How long JetStream drops a republished message id (the relay's crash safety; the inbox
+    is the guard beyond it)."""
 
     def __post_init__(self) -> None:
+        if self.duplicate_window_s <= 0:
+            raise ValueError("CONCORD_STREAM_DUPLICATE_WINDOW_S must be positive")
         # JetStream refuses a stream whose duplicate window is longer than its max_age.
-        if min(self.event_max_age_s, self.dead_letter_max_age_s) <= DUPLICATE_WINDOW_S:
+        if min(self.event_max_age_s, self.dead_letter_max_age_s) <= self.duplicate_window_s:
             raise ValueError(
                 "CONCORD_EVENT_STREAM_MAX_AGE_DAYS and CONCORD_DEAD_LETTER_RETENTION_DAYS must"
-                f" exceed the {DUPLICATE_WINDOW_S:.0f} s duplicate window"
+                f" exceed the {self.duplicate_window_s:.0f} s duplicate window"
+                " (CONCORD_STREAM_DUPLICATE_WINDOW_S)"
             )
         if min(self.event_max_bytes, self.command_max_bytes, self.dead_letter_max_bytes) <= 0:
             raise ValueError(
@@ -104,7 +114,7 @@ def stream_configs(replicas: int = 1, limits: StreamLimits | None = None) -> lis
                 subjects=list(stream.subjects),
                 storage=StorageType.FILE,
                 retention=RETENTION[stream.kind],
-                duplicate_window=DUPLICATE_WINDOW_S,
+                duplicate_window=limits.duplicate_window_s,
                 num_replicas=replicas,
                 max_age=max_age,
                 max_bytes=max_bytes,

@@ -103,3 +103,23 @@ def test_stream_ages_within_the_duplicate_window_are_refused(
 
     with pytest.raises(ValueError, match="CONCORD_EVENT_STREAM_MAX_AGE_DAYS"):
         RetentionSettings.from_env()
+
+
+def test_the_duplicate_window_is_a_setting_every_catalogue_stream_gets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CONCORD_STREAM_DUPLICATE_WINDOW_S", "60")
+    limits = RetentionSettings.from_env().streams
+
+    configs = [c for c in stream_configs(limits=limits) if c.name != DEAD_LETTER_STREAM]
+    assert configs and {c.duplicate_window for c in configs} == {60.0}
+
+
+@pytest.mark.parametrize("window_s", ["0", "-5", str(8 * DAY_S)])
+def test_a_duplicate_window_that_is_not_positive_or_outlasts_the_streams_is_refused(
+    monkeypatch: pytest.MonkeyPatch, window_s: str
+) -> None:
+    monkeypatch.setenv("CONCORD_STREAM_DUPLICATE_WINDOW_S", window_s)
+
+    with pytest.raises(ValueError, match="CONCORD_STREAM_DUPLICATE_WINDOW_S"):
+        RetentionSettings.from_env()
