@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 from contextlib import ExitStack
 
-from bench.rows import Row, print_rows, scaled
+from bench.rows import Row, print_rows
 from bench.side_by_side import alternate
 from bench.stack import bench_stack
 
-ROUNDS = scaled(8, 2)
-ORDERS_PER_ROUND = scaled(64, 16)
-CONCURRENCY = 16
 ONE_AT_A_TIME = {"CONCORD_OUTBOX_PUBLISH_WINDOW": "1", "CONCORD_CONSUMER_FETCH_BATCH": "1"}
 
 
@@ -29,11 +26,7 @@ def rows() -> list[Row]:
             "before": stacks.enter_context(bench_stack(ONE_AT_A_TIME)),
             "after": stacks.enter_context(bench_stack()),
         }
-        compared = asyncio.run(
-            alternate(
-                running, rounds=ROUNDS, orders_per_round=ORDERS_PER_ROUND, concurrency=CONCURRENCY
-            )
-        )
+        compared = asyncio.run(alternate(running))
     after, before = compared.measured["after"], compared.measured["before"]
     return [
         Row(

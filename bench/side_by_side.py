@@ -11,18 +11,26 @@ figures, since throughput also moves with how busy the machine is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
-from collections.abc import Mapping
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from bench import cpu
 from bench.confirmations import Completions, place_confirmed, watching
+from bench.rows import scaled
 from bench.stack import BenchStack
 from tests.support.shop import Shop, shop_client
 
 CUSTOMER = "bench"
+ROUNDS = scaled(8, 2)
+ORDERS_PER_ROUND = scaled(64, 16)
+CONCURRENCY = 16
+"""Orders in flight at once: enough to keep every process busy on two cores, so a comparison
+measures what a setting costs in CPU, not in latency."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +61,22 @@ async def _round(
     return time.perf_counter() - started
 
 
+Background = Callable[[], Coroutine[Any, Any, None]]
+"""Load a stack carries besides the orders (a Prometheus scraping it), run during its rounds."""
+
+
 async def alternate(
-    stacks: Mapping[str, BenchStack], *, rounds: int, orders_per_round: int, concurrency: int
+    stacks: Mapping[str, BenchStack],
+    *,
+    rounds: int = ROUNDS,
+    orders_per_round: int = ORDERS_PER_ROUND,
+    concurrency: int = CONCURRENCY,
+    during_rounds: Mapping[str, Background] | None = None,
 ) -> Compared:
     """Orders/s and CPU ms per order of each of two stacks over `rounds` rounds each (after a
-    warm-up round each that is not counted)."""
+    warm-up round each that is not counted); `during_rounds[name]` runs while that stack's
+    rounds do, and is cancelled between them."""
+    during_rounds = during_rounds or {}
     first, second = stacks
     elapsed = dict.fromkeys(stacks, 0.0)
     cpu_s = dict.fromkeys(stacks, 0.0)
@@ -82,9 +101,14 @@ async def alternate(
             for name in (first, second) if round_ % 2 == 0 else (second, first):
                 pids = stacks[name].pids()
                 before = cpu.snapshot(pids)
-                took[name] = await _round(
-                    shops[name], products[name], completions[name], orders_per_round, concurrency
-                )
+                async with _running(during_rounds.get(name)):
+                    took[name] = await _round(
+                        shops[name],
+                        products[name],
+                        completions[name],
+                        orders_per_round,
+                        concurrency,
+                    )
                 cpu_s[name] += sum(cpu.spent(before, cpu.snapshot(pids)).values())
                 elapsed[name] += took[name]
             ratios.append(took[first] / took[second])
@@ -93,3 +117,15 @@ async def alternate(
         {name: Measured(orders / elapsed[name], 1000 * cpu_s[name] / orders) for name in stacks},
         statistics.median(ratios),
     )
+
+
+@asynccontextmanager
+async def _running(background: Background | None) -> AsyncIterator[None]:
+    task = asyncio.create_task(background()) if background is not None else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

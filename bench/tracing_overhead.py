@@ -12,15 +12,10 @@ from __future__ import annotations
 import asyncio
 from contextlib import ExitStack
 
-from bench.rows import Row, scaled
-from bench.side_by_side import alternate
+from bench.rows import Row
+from bench.side_by_side import CONCURRENCY, ORDERS_PER_ROUND, ROUNDS, alternate
 from bench.stack import bench_stack
 
-ROUNDS = scaled(8, 2)
-ORDERS_PER_ROUND = scaled(64, 16)
-CONCURRENCY = 16
-"""Orders in flight at once: enough to keep every process busy on two cores, so the figure is
-what the spans cost in CPU, not in latency."""
 BUDGET = 0.10
 """The most tracing may take off throughput."""
 
@@ -31,11 +26,7 @@ def rows() -> list[Row]:
         for mode in ("off", "on"):
             env = {"CONCORD_TRACING": mode}
             running[mode] = stacks.enter_context(bench_stack(env, registry_env=env))
-        compared = asyncio.run(
-            alternate(
-                running, rounds=ROUNDS, orders_per_round=ORDERS_PER_ROUND, concurrency=CONCURRENCY
-            )
-        )
+        compared = asyncio.run(alternate(running))
         for mode, stack in running.items():
             spans = list((stack.topology.data_dir / "traces").glob("*.jsonl"))
             assert bool(spans) == (mode == "on"), f"tracing {mode}, span files {spans}"

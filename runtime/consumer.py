@@ -270,13 +270,16 @@ class Consumer:
         its timeout (nats-py 2.16, `_fetch_n`): an idle consumer would sit on the one message
         that woke it for up to `consumer_idle_check_s`. So: wait for one (`fetch(1)` returns as
         it arrives), then take what else is already there (a fetch asks without waiting first,
-        and waits at most `READY_WAIT_S` when nothing is)."""
+        and waits at most `READY_WAIT_S` when nothing is), unless the first said nothing else
+        was waiting: the server counts, in each delivery's metadata, the messages still pending
+        for the consumer, and a fetch that would come back empty is a round trip to
+        nats-server and a wait for nothing, at every message of a consumer that keeps up."""
         try:
             first = await psub.fetch(1, timeout=self._settings.consumer_idle_check_s)
         except TimeoutError:
             return []
         more = self._settings.consumer_fetch_batch - len(first)
-        if not first or more <= 0:
+        if not first or more <= 0 or first[-1].metadata.num_pending == 0:
             return first
         try:
             return first + await psub.fetch(more, timeout=READY_WAIT_S)
