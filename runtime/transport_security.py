@@ -150,7 +150,6 @@ def configured() -> TlsSettings | None:
 
 def channel(
     address: str,
-    interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
     tls: TlsSettings | None = None,
     options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.aio.Channel:
@@ -158,12 +157,11 @@ def channel(
     is configured for it, plaintext otherwise. Every process-to-process channel opens here."""
     tls = tls or configured()
     if tls is None:
-        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+        return grpc.aio.insecure_channel(address, options=options)
     return grpc.aio.secure_channel(
         address,
         tls.channel_credentials(),
         options=[*options, *tls.channel_options()],
-        interceptors=interceptors,
     )
 
 
