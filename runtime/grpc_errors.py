@@ -196,9 +196,7 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return deserialize
 
 
-def _wrap_unary(
-    behavior: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]], method: str
-) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+def _wrap_unary(behavior: UnaryBehavior, method: str) -> UnaryBehavior:
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, _Undecodable):
             await context.abort(
@@ -239,11 +237,30 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        return grpc.unary_unary_rpc_method_handler(
+        return with_unary(
+            handler,
             _wrap_unary(handler.unary_unary, handler_call_details.method),
-            request_deserializer=_tolerant(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
+            _tolerant(handler.request_deserializer),
         )
+
+
+UnaryBehavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+"""A unary-unary handler's behaviour: what a server interceptor wraps."""
+
+
+def with_unary(
+    handler: grpc.RpcMethodHandler,
+    behavior: UnaryBehavior,
+    request_deserializer: Callable[[bytes], Any] | None = None,
+) -> grpc.RpcMethodHandler:
+    """`handler` with its unary-unary behaviour replaced by `behavior` (and its request
+    deserializer, when given), the serializers kept: how each of the platform's server
+    interceptors puts its layer around a call."""
+    return grpc.unary_unary_rpc_method_handler(
+        behavior,
+        request_deserializer=request_deserializer or handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 def final_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode | None:

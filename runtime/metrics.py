@@ -33,7 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from runtime.grpc_errors import final_code
+from runtime.grpc_errors import final_code, with_unary
 from runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -183,11 +183,7 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
             self._metrics.observe_rpc(method, grpc.StatusCode.UNIMPLEMENTED.name, 0.0)
             return handler
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._timed(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+            return with_unary(handler, self._timed(handler.unary_unary, method))
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
                 self._timed(handler.stream_unary, method),

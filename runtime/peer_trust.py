@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 
 from runtime.caller import CUSTOMER_HEADER, ROLES_HEADER
+from runtime.grpc_errors import with_unary
 from runtime.logs import get_logger
 from runtime.transport_security import GATEWAY_IDENTITY, IDENTITY_PREFIX, peer_identity
 
@@ -67,9 +68,7 @@ def _guarded(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandl
             await check(context, method)
             return await unary_unary(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            uu, handler.request_deserializer, handler.response_serializer
-        )
+        return with_unary(handler, uu)
     if handler.stream_unary is not None:
         stream_unary = handler.stream_unary
 

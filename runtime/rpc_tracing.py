@@ -20,10 +20,11 @@ from typing import Any
 
 import grpc
 from opentelemetry import context, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from runtime import tracing
-from runtime.grpc_errors import final_code
+from runtime.grpc_errors import UnaryBehavior, final_code, with_unary
 
 HEADER = "traceparent"
 Metadata = tuple[tuple[str, str], ...]
@@ -39,27 +40,23 @@ UNTRACED_METHODS = (
 """Platform chatter, not work for anyone: health probes, reflection, registration heartbeats
 and lookups. Tracing them would cost a span every probe interval per process."""
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
-
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
     """SERVER spans for a server of this process; none when tracing is off."""
-    tracer = tracing.active_tracer()
-    return [ServerSpans(tracer)] if tracer is not None else []
+    return [ServerSpans()] if tracing.active() else []
 
 
 def client_span(method: str) -> AbstractContextManager[Metadata]:
     """A CLIENT span around one unary call to `method` (`/package.Service/Method`); its value is
     the metadata that carries the span to the callee (nothing when tracing is off)."""
-    tracer = tracing.active_tracer()
-    return _client_span(tracer, method) if tracer is not None else nullcontext(())
+    return _client_span(method) if tracing.active() else nullcontext(())
 
 
 def traced(method: str) -> bool:
     return not method.startswith(UNTRACED_METHODS)
 
 
-def _attributes(method: str) -> dict[str, str]:
+def _attributes(method: str) -> dict[str, AttributeValue]:
     service, _, name = method[1:].partition("/")
     return {RPC_SYSTEM: "grpc", RPC_SERVICE: service, RPC_METHOD: name}
 
@@ -73,9 +70,6 @@ def _end_with(span: trace.Span, code: grpc.StatusCode, details: str | None) -> N
 class ServerSpans(grpc.aio.ServerInterceptor):
     """A SERVER span around every traced unary call, the child of the caller's `traceparent`."""
 
-    def __init__(self, tracer: Tracer) -> None:
-        self._tracer = tracer
-
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -86,19 +80,12 @@ class ServerSpans(grpc.aio.ServerInterceptor):
         if handler is None or handler.unary_unary is None or not traced(method):
             return handler
         caller = next((v for k, v in details.invocation_metadata or () if k == HEADER), None)
-        return grpc.unary_unary_rpc_method_handler(
-            self._spanned(handler.unary_unary, method, caller),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return with_unary(handler, self._spanned(handler.unary_unary, method, caller))
 
-    def _spanned(self, behavior: Behavior, method: str, caller: str | None) -> Behavior:
+    def _spanned(self, behavior: UnaryBehavior, method: str, caller: str | None) -> UnaryBehavior:
         async def handler(request: Any, servicer_context: grpc.aio.ServicerContext) -> Any:
-            span = self._tracer.start_span(
-                method,
-                context=tracing.context_of(caller),
-                kind=SpanKind.SERVER,
-                attributes=_attributes(method),
+            span = tracing.start(
+                method, SpanKind.SERVER, _attributes(method), tracing.context_of(caller)
             )
             token = context.attach(trace.set_span_in_context(span))
             try:
@@ -118,8 +105,8 @@ class ServerSpans(grpc.aio.ServerInterceptor):
 
 
 @contextmanager
-def _client_span(tracer: Tracer, method: str) -> Iterator[Metadata]:
-    span = tracer.start_span(method, kind=SpanKind.CLIENT, attributes=_attributes(method))
+def _client_span(method: str) -> Iterator[Metadata]:
+    span = tracing.start(method, SpanKind.CLIENT, _attributes(method))
     token = context.attach(trace.set_span_in_context(span))
     try:
         yield ((HEADER, tracing.traceparent_of(span)),)

@@ -6,20 +6,21 @@ services' clients name the method a stub call goes to."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, StatusCode
 from shop.inventory.v1 import inventory_service_pb2_grpc
 
 from runtime.clients import _MethodPaths
 from runtime.grpc_errors import DomainErrorInterceptor
-from runtime.rpc_tracing import ServerSpans, _client_span
+from runtime.rpc_tracing import ServerSpans, client_span
+from tests.support.spans import recorded_spans
 
 SAY = "/concord.test.v1.EchoService/Say"
 
@@ -38,7 +39,6 @@ async def _say(
 @dataclass
 class Traced:
     channel: grpc.aio.Channel
-    tracer: Tracer
     spans: InMemorySpanExporter
 
     async def say(self, text: str) -> str:
@@ -47,7 +47,7 @@ class Traced:
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
             response_deserializer=health_pb2.HealthCheckRequest.FromString,
         )
-        with _client_span(self.tracer, SAY) as metadata:
+        with client_span(SAY) as metadata:
             reply = await call(health_pb2.HealthCheckRequest(service=text), metadata=metadata)
             return str(reply.service)
 
@@ -56,12 +56,15 @@ class Traced:
 
 
 @pytest.fixture
-async def traced() -> AsyncIterator[Traced]:
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    tracer = provider.get_tracer("test")
-    server = grpc.aio.server(interceptors=[ServerSpans(tracer), DomainErrorInterceptor()])
+async def traced(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Traced]:
+    with recorded_spans(monkeypatch) as spans:
+        async with _echo_server() as channel:
+            yield Traced(channel, spans)
+
+
+@asynccontextmanager
+async def _echo_server() -> AsyncIterator[grpc.aio.Channel]:
+    server = grpc.aio.server(interceptors=[ServerSpans(), DomainErrorInterceptor()])
     server.add_generic_rpc_handlers(
         (
             grpc.method_handlers_generic_handler(
@@ -81,7 +84,7 @@ async def traced() -> AsyncIterator[Traced]:
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Traced(channel, tracer, spans)
+        yield channel
     finally:
         await channel.close()
         await server.stop(None)

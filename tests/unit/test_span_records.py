@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -23,6 +24,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from runtime import tracing
 from runtime.span_files import JsonLinesExporter
 from runtime.trace_files import load_spans
+from tests.support.spans import recorded_spans
 
 GONE_PID = 999_999_999
 """Above any Linux pid_max: no process has it."""
@@ -61,16 +63,9 @@ def test_every_line_is_the_json_of_its_span(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    """runtime.tracing as `configure` leaves it, its processor writing to memory."""
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    processor = SimpleSpanProcessor(spans)
-    provider.add_span_processor(processor)
-    monkeypatch.setattr(tracing, "_provider", provider)
-    monkeypatch.setattr(tracing, "_processor", processor)
-    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("concord"))
-    yield spans
+def configured(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    with recorded_spans(monkeypatch) as spans:
+        yield spans
 
 
 def test_a_staged_message_is_the_child_of_the_work_that_staged_it(
@@ -150,3 +145,46 @@ def test_only_the_newest_files_of_ended_processes_are_kept(tmp_path: Path) -> No
     assert sorted(folder.iterdir()) == sorted(
         [*ended[:2], running, other_service, folder / f"orders.{os.getpid()}.jsonl"]
     )
+
+
+def test_a_live_span_is_recorded_once_with_what_was_set_on_it(
+    configured: InMemorySpanExporter,
+) -> None:
+    with pytest.raises(ValueError), tracing.step("saga start", "ord-1", attempt=2) as span:
+        tracing.tag_order("ord-1")
+        span.set_attribute("saga.step", "RESERVING")
+        raise ValueError("no stock")
+    span.end()  # a second end records nothing more
+    span.set_attribute("late", True)
+
+    [recorded] = configured.get_finished_spans()
+    assert dict(recorded.attributes or {}) == {
+        "order.id": "ord-1",
+        "attempt": 2,
+        "saga.step": "RESERVING",
+    }
+    assert recorded.status.status_code == StatusCode.ERROR
+    assert recorded.status.description == "ValueError: no stock"
+    [event] = recorded.events
+    assert event.name == "exception"
+    assert (event.attributes or {})["exception.type"] == "ValueError"
+    assert "no stock" in str((event.attributes or {})["exception.stacktrace"])
+    assert recorded.end_time is not None and recorded.start_time is not None
+    assert recorded.end_time >= recorded.start_time
+    # what the OTLP exporter sends is built from the same record
+    [resource_spans] = encode_spans([recorded]).resource_spans
+    [exported] = resource_spans.scope_spans[0].spans
+    assert exported.name == "saga start" and exported.events[0].name == "exception"
+
+
+def test_a_span_the_sampler_drops_still_carries_its_context_on(
+    configured: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tracing._provider is not None
+    monkeypatch.setattr(tracing._provider, "sampler", ParentBased(ALWAYS_OFF))
+    with tracing.step("saga start", "ord-1") as span:
+        assert not span.is_recording()
+        traceparent = tracing.produced("shop.orders.events.OrderPlaced", "m-3", "OrderPlaced")
+    assert traceparent is not None
+    assert traceparent.split("-")[1] == f"{span.get_span_context().trace_id:032x}"
+    assert configured.get_finished_spans() == ()
