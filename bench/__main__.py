@@ -34,6 +34,7 @@ FIGURES = (
     "bench.breaker_fast_fail",
     "bench.metrics_overhead",
     "bench.tracing_overhead",
+    "bench.observability_overhead",  # tracing and metrics together against both off
     "bench.soak",  # slopes of disk, memory and p99 over a bounded run at 80% of the maximum
 )
 OPTIONAL: frozenset[str] = frozenset()

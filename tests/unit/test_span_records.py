@@ -40,7 +40,7 @@ def test_every_line_is_the_json_of_its_span(tmp_path: Path) -> None:
     with tracer.start_as_current_span(
         'a "quoted"\nname', links=[Link(first.get_span_context())], kind=SpanKind.SERVER
     ) as outer:
-        outer.set_attribute("order.id", 'ord-"1"')
+        outer.set_attributes({"order.id": 'ord-"1"', "attempt": 2, "retried": True, "note": "café"})
         with tracer.start_as_current_span("inner") as inner:
             inner.set_status(Status(StatusCode.ERROR, "no"))
     exporter = JsonLinesExporter(tmp_path / "traces", "orders", os.getpid(), 2**20, 4)
@@ -52,7 +52,12 @@ def test_every_line_is_the_json_of_its_span(tmp_path: Path) -> None:
     )
     assert first_line["parent_span_id"] is None and first_line["links"] == []
     assert outer_line["name"] == 'a "quoted"\nname' and outer_line["kind"] == "SERVER"
-    assert outer_line["attributes"] == {"order.id": 'ord-"1"'}
+    assert outer_line["attributes"] == {
+        "order.id": 'ord-"1"',
+        "attempt": 2,
+        "retried": True,
+        "note": "café",
+    }
     assert outer_line["links"] == [
         {"trace_id": first_line["trace_id"], "span_id": first_line["span_id"]}
     ]
