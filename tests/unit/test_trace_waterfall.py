@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import FailedPreconditionError, NotFoundError
-from runtime.trace_files import OTLP_ENDPOINT_ENV, TraceFiles, load_spans, order_traces
+from runtime.trace_files import (
+    OTLP_ENDPOINT_ENV,
+    TraceFiles,
+    load_spans,
+    order_traces,
+    order_traces_in,
+)
 from tools.devstack.traces import waterfall
 
 MS = 1_000_000
@@ -56,11 +62,25 @@ def test_an_orders_traces_are_those_with_a_span_naming_it(tmp_path: Path) -> Non
     with (tmp_path / "traces" / "orders.3.jsonl").open("a") as out:
         out.write('{"trace_id": "cut off mid-wr')  # a process killed mid-write
 
-    found = order_traces(load_spans(tmp_path), "o1")
+    found = order_traces_in(tmp_path, "o1")
 
     assert list(found) == ["a" * 32]
     assert [s.name for s in found["a" * 32]] == ["place", "reserve"]
-    assert order_traces(load_spans(tmp_path), "o3") == {}
+    assert order_traces_in(tmp_path, "o3") == {}
+    assert order_traces_in(tmp_path, "o1") == order_traces(load_spans(tmp_path), "o1")
+
+
+def test_an_id_inside_another_attribute_does_not_make_a_trace_the_orders(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "orders.1.jsonl", span("a", "1", None, "place", 0, 10, **{"order.id": "o1"}))
+    write(tmp_path, "orders.1.jsonl", span("c", "5", None, "note", 0, 1, note="about o1"))
+    write(tmp_path, "payments.2.jsonl", span("a", "6", "1", "authorise", 1, 2))
+
+    found = order_traces_in(tmp_path, "o1")
+
+    assert list(found) == ["a" * 32]
+    assert [s.name for s in found["a" * 32]] == ["place", "authorise"]
 
 
 def test_the_waterfall_indents_children_under_their_parent_in_start_order(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.span_files import traces_dir
-from runtime.trace_files import SpanRecord, load_spans, order_traces, unreadable_reason
+from runtime.trace_files import SpanRecord, order_traces_in, unreadable_reason
 
 BAR_WIDTH = 30
 """Characters of the waterfall's timeline column."""
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
     if reason is not None:
         print(f"no trace to read: {reason}")
         return 1
-    found = order_traces(load_spans(data_dir), args.order_id)
+    found = order_traces_in(data_dir, args.order_id)
     if not found:
         print(f"no trace has a span for order {args.order_id} under {traces_dir(data_dir)}")
         return 1
