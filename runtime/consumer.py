@@ -117,6 +117,7 @@ def prune_inbox(conn: Connection, processed_before: float, limit: int) -> int:
 
 
 def inbox_size(conn: Connection) -> int:
+    """Every entry, counted: for tests. Nothing runs it on a schedule (runtime/retention.py)."""
     return int(conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
 
 

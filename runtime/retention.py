@@ -54,16 +54,15 @@ async def prune_inbox(db: Database, retention_s: float, batch_size: int, now: fl
 
 @dataclass(frozen=True)
 class Pruned:
-    """One run: rows deleted, and rows left after it."""
+    """One run: rows deleted from each store, and the outbox's rows left after it."""
 
     outbox: int
     inbox: int
     outbox_left: int
-    inbox_left: int
-
-
-def _sizes(conn: Connection) -> tuple[int, int]:
-    return outbox.row_count(conn), consumer.inbox_size(conn)
+    """The outbox's rows after the run, counted: bounded by the outbox retention (an hour of
+    messages by default). The inbox is not counted: it keeps weeks of entries (as long as the
+    streams can redeliver), hundreds of millions of rows at the shop's rate, and counting them
+    every run would read them all; its oldest entry's age says whether pruning keeps up."""
 
 
 @dataclass
@@ -94,8 +93,8 @@ class Retention:
         pruned_outbox = await prune_outbox(self._db, s.outbox_retention_s, s.batch_size, now)
         pruned_inbox = await prune_inbox(self._db, s.inbox_retention_s, s.batch_size, now)
         maintenance = await self._db.maintain()
-        outbox_left, inbox_left = await self._db.read(_sizes)
-        result = Pruned(pruned_outbox, pruned_inbox, outbox_left, inbox_left)
+        outbox_left = await self._db.read(outbox.row_count)
+        result = Pruned(pruned_outbox, pruned_inbox, outbox_left)
         self.stats.runs += 1
         self.stats.pruned[OUTBOX] += pruned_outbox
         self.stats.pruned[INBOX] += pruned_inbox
@@ -105,13 +104,12 @@ class Retention:
             outbox_pruned=pruned_outbox,
             inbox_pruned=pruned_inbox,
             outbox_rows=outbox_left,
-            inbox_rows=inbox_left,
             **maintenance,
         )
         return result
 
     async def retention_readings(self) -> list[Reading]:
-        """Rows pruned by this process, rows left after its last run (the holder of the lease
+        """Rows pruned by this process, outbox rows left after its last run (the holder of the lease
         reports them), and the age of the oldest inbox entry, read now: flat at about the inbox
         retention once pruning keeps up."""
         oldest = await self._db.read(consumer.oldest_inbox_entry)
@@ -130,16 +128,12 @@ class Retention:
                 )
             )
         if self.stats.last is not None:
-            for store, left in (
-                (OUTBOX, self.stats.last.outbox_left),
-                (INBOX, self.stats.last.inbox_left),
-            ):
-                result.append(
-                    gauge(
-                        "concord_retention_rows",
-                        "Rows in the store after the last retention run",
-                        left,
-                        store=store,
-                    )
+            result.append(
+                gauge(
+                    "concord_retention_rows",
+                    "Rows in the store after the last retention run",
+                    self.stats.last.outbox_left,
+                    store=OUTBOX,
                 )
+            )
         return result

@@ -120,10 +120,12 @@ async def test_one_run_prunes_both_stores_and_reports_what_is_left(db: Database)
 
     pruned = await job.run_once(now + INBOX_RETENTION_S + 1)
 
-    assert (pruned.outbox, pruned.inbox, pruned.outbox_left, pruned.inbox_left) == (1, 1, 1, 0)
+    assert (pruned.outbox, pruned.inbox, pruned.outbox_left) == (1, 1, 1)
+    assert await db.read(consumer.inbox_size) == 0
     readings = {(r.name, r.labels): r.value for r in await job.retention_readings()}
     assert readings[("concord_retention_pruned", (("store", "inbox"),))] == 1
     assert readings[("concord_retention_rows", (("store", "outbox"),))] == 1
+    assert ("concord_retention_rows", (("store", "inbox"),)) not in readings  # never counted
 
 
 async def test_the_sqlite_wal_shrinks_after_a_checkpoint_under_writes(db: Database) -> None:
