@@ -102,14 +102,16 @@ def active() -> bool:
 
 def current_traceparent() -> str | None:
     """The current span's context as a W3C traceparent, or None outside any span."""
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
-    return carrier.get("traceparent")
+    ctx = trace.get_current_span().get_span_context()
+    return _traceparent(ctx) if ctx.is_valid else None
 
 
 def traceparent_of(span: Span) -> str:
     """`span`'s context as a W3C traceparent (version 00), the form the propagator writes."""
-    ctx = span.get_span_context()
+    return _traceparent(span.get_span_context())
+
+
+def _traceparent(ctx: SpanContext) -> str:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
 
 
@@ -158,7 +160,7 @@ def produced(subject: str, message_id: str, type_name: str) -> str | None:
                 instrumentation_scope=_SCOPE,
             )
         )
-    return f"00-{context_.trace_id:032x}-{context_.span_id:016x}-{context_.trace_flags:02x}"
+    return _traceparent(context_)
 
 
 def start(

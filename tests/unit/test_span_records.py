@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from runtime import tracing
 from runtime.span_files import JsonLinesExporter
@@ -193,3 +194,13 @@ def test_a_span_the_sampler_drops_still_carries_its_context_on(
     assert traceparent is not None
     assert traceparent.split("-")[1] == f"{span.get_span_context().trace_id:032x}"
     assert configured.get_finished_spans() == ()
+
+
+def test_the_current_traceparent_is_what_the_w3c_propagator_writes(
+    configured: InMemorySpanExporter,
+) -> None:
+    assert tracing.current_traceparent() is None
+    with tracing.step("settle authorisation", "ord-1"):
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier)
+        assert tracing.current_traceparent() == carrier["traceparent"]
