@@ -14,9 +14,8 @@ from contextlib import ExitStack
 
 from bench.metrics_overhead import SCRAPE_INTERVAL_S, scraping
 from bench.rows import Row
-from bench.side_by_side import CONCURRENCY, ORDERS_PER_ROUND, ROUNDS, alternate
+from bench.side_by_side import alternate, overhead_row
 from bench.stack import bench_stack
-from bench.tracing_overhead import BUDGET
 from runtime import catalogue
 
 MODES = {
@@ -33,33 +32,8 @@ def rows() -> list[Row]:
         }
         urls = [running["on"].topology.metrics_url(p.name) for p in catalogue.CATALOGUE]
         compared = asyncio.run(alternate(running, during_rounds={"on": scraping(urls)}))
-    off, on = compared.measured["off"], compared.measured["on"]
-    ratio = on.orders_per_s / off.orders_per_s
-    print(
-        f"saga throughput over {ROUNDS * ORDERS_PER_ROUND} orders a mode, {CONCURRENCY} in"
-        " flight, rounds alternating:"
-    )
-    for mode, measured in compared.measured.items():
-        print(
-            f"  tracing and metrics {mode}: {measured.orders_per_s:.1f} orders/s,"
-            f" {measured.cpu_ms_per_order:.2f} CPU ms/order"
-        )
-    verdict = "within" if 1 - ratio <= BUDGET else "OVER"
-    print(
-        f"  on / off: {ratio:.2f} (overhead {1 - ratio:.1%}, {verdict} the {BUDGET:.0%} budget);"
-        f" median of the rounds' ratios {compared.median_ratio:.2f};"
-        f" CPU per order on / off {on.cpu_ms_per_order / off.cpu_ms_per_order:.2f}"
-    )
-    return [
-        Row(
-            f"tracing + metrics (scraped every {SCRAPE_INTERVAL_S:g} s) on / off, orders/s",
-            on.orders_per_s,
-            "orders/s",
-            off.orders_per_s,
-            ratio,
-            f">= {1 - BUDGET:g}",
-        )
-    ]
+    figure = f"tracing + metrics (scraped every {SCRAPE_INTERVAL_S:g} s) on / off, orders/s"
+    return [overhead_row("tracing and metrics", figure, compared)]
 
 
 if __name__ == "__main__":

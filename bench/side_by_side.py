@@ -21,7 +21,7 @@ from typing import Any
 
 from bench import cpu
 from bench.confirmations import Completions, place_confirmed, watching
-from bench.rows import scaled
+from bench.rows import Row, scaled
 from bench.stack import BenchStack
 from tests.support.shop import Shop, shop_client
 
@@ -129,3 +129,33 @@ async def _running(background: Background | None) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+OVERHEAD_BUDGET = 0.10
+"""The most tracing and metrics may take off saga throughput (issue 14)."""
+
+
+def overhead_row(subject: str, figure: str, compared: Compared) -> Row:
+    """Prints what `subject` ("tracing", ...) cost in a run of an "off" and an "on" stack, each
+    mode's rate and CPU per order, against OVERHEAD_BUDGET; returns the table's row."""
+    off, on = compared.measured["off"], compared.measured["on"]
+    ratio = on.orders_per_s / off.orders_per_s
+    print(
+        f"saga throughput over {ROUNDS * ORDERS_PER_ROUND} orders a mode, {CONCURRENCY} in"
+        " flight, rounds alternating:"
+    )
+    for mode, measured in compared.measured.items():
+        print(
+            f"  {subject} {mode}: {measured.orders_per_s:.1f} orders/s,"
+            f" {measured.cpu_ms_per_order:.2f} CPU ms/order"
+        )
+    verdict = "within" if 1 - ratio <= OVERHEAD_BUDGET else "OVER"
+    print(
+        f"  on / off: {ratio:.2f} (overhead {1 - ratio:.1%}, {verdict} the"
+        f" {OVERHEAD_BUDGET:.0%} budget); median of the rounds' ratios"
+        f" {compared.median_ratio:.2f}; CPU per order on / off"
+        f" {on.cpu_ms_per_order / off.cpu_ms_per_order:.2f}"
+    )
+    return Row(
+        figure, on.orders_per_s, "orders/s", off.orders_per_s, ratio, f">= {1 - OVERHEAD_BUDGET:g}"
+    )

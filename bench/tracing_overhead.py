@@ -13,11 +13,8 @@ import asyncio
 from contextlib import ExitStack
 
 from bench.rows import Row
-from bench.side_by_side import CONCURRENCY, ORDERS_PER_ROUND, ROUNDS, alternate
+from bench.side_by_side import alternate, overhead_row
 from bench.stack import bench_stack
-
-BUDGET = 0.10
-"""The most tracing may take off throughput."""
 
 
 def rows() -> list[Row]:
@@ -30,33 +27,7 @@ def rows() -> list[Row]:
         for mode, stack in running.items():
             spans = list((stack.topology.data_dir / "traces").glob("*.jsonl"))
             assert bool(spans) == (mode == "on"), f"tracing {mode}, span files {spans}"
-    off, on = compared.measured["off"], compared.measured["on"]
-    ratio = on.orders_per_s / off.orders_per_s
-    print(
-        f"saga throughput over {ROUNDS * ORDERS_PER_ROUND} orders a mode, {CONCURRENCY} in"
-        " flight, rounds alternating:"
-    )
-    for mode, measured in compared.measured.items():
-        print(
-            f"  tracing {mode}: {measured.orders_per_s:.1f} orders/s,"
-            f" {measured.cpu_ms_per_order:.2f} CPU ms/order"
-        )
-    verdict = "within" if 1 - ratio <= BUDGET else "OVER"
-    print(
-        f"  on / off: {ratio:.2f} (overhead {1 - ratio:.1%}, {verdict} the {BUDGET:.0%} budget);"
-        f" median of the rounds' ratios {compared.median_ratio:.2f};"
-        f" CPU per order on / off {on.cpu_ms_per_order / off.cpu_ms_per_order:.2f}"
-    )
-    return [
-        Row(
-            "tracing on / off, orders/s",
-            on.orders_per_s,
-            "orders/s",
-            off.orders_per_s,
-            ratio,
-            f">= {1 - BUDGET:g}",
-        )
-    ]
+    return [overhead_row("tracing", "tracing on / off, orders/s", compared)]
 
 
 if __name__ == "__main__":
