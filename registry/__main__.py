@@ -5,13 +5,22 @@ The registry runs on the service platform and does not register with itself. Wit
 `CONCORD_REGISTRY_STATE=memory` (the default) it needs no NATS; with `jetstream` it connects
 to NATS, loads the shared instance table and contract versions before it listens, and follows
 them in the background (shared_state.py). It also answers the gateway's reflection, for the
-public services only (public_reflection.py).
+public services only (public_reflection.py), and receives the gateway's spans when no OTLP
+collector is configured (span_receiver.py).
 """
 
 from concord.registry.v1 import contracts_service_pb2_grpc, discovery_service_pb2_grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
-from registry import ads, contract_store, contracts_api, discovery_api, public_reflection
+from registry import (
+    ads,
+    contract_store,
+    contracts_api,
+    discovery_api,
+    public_reflection,
+    span_receiver,
+)
 from registry.breaking import BreakingCheck
 from registry.compatibility import compatibility
 from registry.contract_gate import ContractGate
@@ -65,6 +74,7 @@ def wire(platform: Platform) -> ServiceParts:
         settings.contract_images_max,
         only_replica=not settings.shared,
     )
+    spans = span_receiver.SpanReceiver(platform.settings.data_dir)
     return ServiceParts(
         servicers=[
             (
@@ -83,6 +93,11 @@ def wire(platform: Platform) -> ServiceParts:
                 ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server,
                 ads.AdsServer(snapshot),
                 ads.SERVICE_NAME,
+            ),
+            (
+                trace_service_pb2_grpc.add_TraceServiceServicer_to_server,
+                spans,
+                span_receiver.SERVICE_NAME,
             ),
         ],
         handlers=[public_reflection.handler()],

@@ -36,9 +36,11 @@ UNTRACED_METHODS = (
     "/grpc.health.v1.Health/",
     "/grpc.reflection.",
     "/concord.registry.v1.DiscoveryService/",
+    "/opentelemetry.proto.collector.",
 )
 """Platform chatter, not work for anyone: health probes, reflection, registration heartbeats
-and lookups. Tracing them would cost a span every probe interval per process."""
+and lookups, and spans exported to the registry (registry/span_receiver.py). Tracing them would
+cost a span every probe interval per process, and an export would trace itself."""
 
 
 def server_interceptors() -> list[grpc.aio.ServerInterceptor]:

@@ -1,13 +1,9 @@
 """Traces through the whole system: one order placed through Envoy is one trace, with spans
-from orders, inventory, payments and PayGate, read back from the JSON-lines span files the
-processes write (runtime/tracing.py), and `devstack trace` prints it. Real NATS, services,
-PayGate and Envoy on free ports.
-
-Envoy's own spans go over OTLP only, so with the span files what the tests see of Envoy is
-that it starts or continues the trace: the first orders span's parent is a span no process
-here wrote (Envoy's), in the client's trace when the client sent a traceparent. With
-OTEL_EXPORTER_OTLP_ENDPOINT set, every process and Envoy export to an OTLP receiver
-(tests/support/otlp.py), which then holds Envoy's span too.
+from the gateway, orders, inventory, payments and PayGate, read back from the JSON-lines span
+files (runtime/tracing.py for the processes; Envoy's, which it exports over OTLP only, through
+the registry's span receiver, registry/span_receiver.py), and `devstack trace` prints it. Real
+NATS, services, PayGate, registry and Envoy on free ports. With OTEL_EXPORTER_OTLP_ENDPOINT set,
+every process and Envoy export to an OTLP receiver (tests/support/otlp.py) instead.
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from runtime.trace_files import SpanRecord, load_spans, order_traces
+from runtime.trace_files import SpanRecord, order_traces_in
 from tests.support.gateway import admin_token, call, token_for
 from tests.support.orders_through_gateway import stock_and_credit
 from tests.support.otlp import OtlpReceiver
@@ -34,6 +30,8 @@ SETTLE_TIMEOUT_S = 60.0
 """How long the saga and the span export may take before a test gives up."""
 POLL_INTERVAL_S = 0.2
 SERVICES = {"orders", "inventory", "payments", "paygate"}
+GATEWAY = "gateway"
+"""Envoy's `service_name` (gateway/envoy.yaml.tmpl)."""
 
 
 def place_confirmed_order(gateway: Gateway, product_id: str, **headers: str) -> str:
@@ -57,15 +55,17 @@ def order_trace(topology: Topology, order_id: str) -> tuple[str, list[SpanRecord
     schedule, so a consumer's span can be on disk before its producer's)."""
     deadline = time.monotonic() + SETTLE_TIMEOUT_S
     while True:
-        traces = order_traces(load_spans(topology.data_dir), order_id)
+        traces = order_traces_in(topology.data_dir, order_id)
         every = [s for spans in traces.values() for s in spans]
         services = {s.service for s in every}
         ids = {s.span_id for s in every}
         producers_written = all(str(s.parent_span_id) in ids for s in every if s.kind == "CONSUMER")
-        if (services >= SERVICES and producers_written) or time.monotonic() > deadline:
+        if (services >= {*SERVICES, GATEWAY} and producers_written) or time.monotonic() > deadline:
             assert len(traces) == 1, {t: {s.service for s in spans} for t, spans in traces.items()}
             [(trace_id, spans)] = traces.items()
-            assert {s.service for s in spans} >= SERVICES, sorted({s.service for s in spans})
+            assert {s.service for s in spans} >= {*SERVICES, GATEWAY}, sorted(
+                {s.service for s in spans}
+            )
             return trace_id, spans
         time.sleep(POLL_INTERVAL_S)
 
@@ -91,9 +91,12 @@ def test_one_order_is_one_trace_across_every_service_and_jetstream(
 
     spans_by_id = by_id(spans)
     placed = place_order_span(spans)
-    # Envoy started the trace: the first service span has a parent, and no service wrote it.
-    assert placed.parent_span_id is not None
-    assert placed.parent_span_id not in spans_by_id
+    # Envoy started the trace: its span (received by the registry) is the root, the parent
+    # of the first service span.
+    gateway_span = spans_by_id[str(placed.parent_span_id)]
+    assert (gateway_span.service, gateway_span.kind) == (GATEWAY, "SERVER")
+    assert gateway_span.parent_span_id is None
+    assert gateway_span.start_ns <= placed.start_ns <= placed.end_ns <= gateway_span.end_ns
     # Across JetStream: every message processed in the trace is the child of the span that
     # produced it, in another service, with the same message id.
     consumed = [s for s in spans if s.kind == "CONSUMER"]
@@ -128,7 +131,9 @@ def test_a_client_traceparent_is_continued_through_the_gateway(
     assert trace_id == client_trace
     placed = place_order_span(spans)
     # Envoy's span sits between the client's and the first service's.
-    assert placed.parent_span_id not in (None, client_span, *by_id(spans))
+    gateway_span = by_id(spans)[str(placed.parent_span_id)]
+    assert gateway_span.service == GATEWAY
+    assert gateway_span.parent_span_id == client_span
 
 
 def test_devstack_trace_prints_the_orders_waterfall(
@@ -174,11 +179,14 @@ def test_an_admin_reads_an_orders_saga_and_trace_through_the_gateway_and_no_one_
     assert traced.status == 200, traced.body
     first = traced.json()["traces"][0]
     assert first["traceId"] == trace_id
-    assert set(first["services"]) >= SERVICES
+    assert set(first["services"]) >= {*SERVICES, GATEWAY}
     answered = {s["spanId"] for s in first["spans"]}
     assert answered >= {s.span_id for s in spans}  # spans written since are answered too
+    # The gateway's span opens the trace; PlaceOrder's is its child, inside it.
+    assert (first["spans"][0]["service"], first["spans"][0]["startOffsetMs"]) == (GATEWAY, 0)
     placed = [s for s in first["spans"] if s["name"].endswith("/PlaceOrder")]
-    assert placed[0]["startOffsetMs"] == 0 and placed[0]["attributes"]["order.id"] == order_id
+    assert placed[0]["parentSpanId"] == first["spans"][0]["spanId"]
+    assert placed[0]["startOffsetMs"] >= 0 and placed[0]["attributes"]["order.id"] == order_id
     assert all(s["durationMs"] >= 0 for s in first["spans"])
 
     # Admin only: a customer, even the order's own, is refused; no token is unauthenticated.
@@ -246,16 +254,16 @@ def test_with_an_otlp_endpoint_every_process_and_envoy_export_one_trace(
         spans = otlp_receiver.spans()
         placed = [s for s in spans if s.service == "orders" and s.name.endswith("/PlaceOrder")]
         trace = [s for s in spans if placed and s.trace_id == placed[-1].trace_id]
-        if {s.service for s in trace} >= {*SERVICES, "gateway"} or time.monotonic() > deadline:
+        if {s.service for s in trace} >= {*SERVICES, GATEWAY} or time.monotonic() > deadline:
             break
         time.sleep(POLL_INTERVAL_S)
-    assert {s.service for s in trace} >= {*SERVICES, "gateway"}, sorted({s.service for s in trace})
+    assert {s.service for s in trace} >= {*SERVICES, GATEWAY}, sorted({s.service for s in trace})
     # Envoy's span is the parent of the first service span, and the trace's root.
     [envoy] = [s for s in trace if s.span_id == placed[-1].parent_span_id]
-    assert envoy.service == "gateway"
+    assert envoy.service == GATEWAY
     assert envoy.parent_span_id is None
     # Nothing went to the span files: OTLP replaces them, and the trace query says where to look.
-    assert not order_traces(load_spans(topology.data_dir), order_id)
+    assert not order_traces_in(topology.data_dir, order_id)
     refused = call(gateway, "GET", f"/v1/orders/{order_id}/trace", token=admin_token())
     assert refused.status == 400, refused.body
     assert refused.json()["code"] == 9  # FAILED_PRECONDITION

@@ -44,8 +44,8 @@ from tools.runner.ui_routes import MAX_FILE_BYTES, jwt_exemptions, render_static
 DESCRIPTOR_SET = "bazel-bin/gateway/transcoder.binpb"
 JWT_ISSUER = "concord-dev"
 JWT_AUDIENCE = "concord"
-DEFAULT_OTLP = "127.0.0.1:4317"
-"""OTLP/gRPC's default collector address."""
+OTLP_PORT = 4317
+"""OTLP/gRPC's default port, for an endpoint that names none."""
 ROUTE_CLUSTERS = tuple(p.name for p in catalogue.gateway_processes())
 """The clusters the routes name, one per process with a public service; the registry serves
 them (registry/xds_resources.py)."""
@@ -99,8 +99,15 @@ def render_config(
         ),
         "max_ui_file_bytes": MAX_FILE_BYTES,
     }
-    values.update(otlp_collector(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")))
-    values.update(upstream_tls(tls))
+    tls_values = upstream_tls(tls)
+    values.update(tls_values)
+    values.update(
+        otlp_collector(
+            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            topology.registry_ports,
+            tls_values["registry_transport_socket"],
+        )
+    )
     values.update({k: v for k, v in asdict(s).items() if not isinstance(v, dict)})
     values["cors_allowed_origins"] = json.dumps([{"exact": o} for o in s.cors_allowed_origins])
     template = Template((gateway_dir(repo_root) / "envoy.yaml.tmpl").read_text())
@@ -160,20 +167,32 @@ def registry_endpoints(ports: list[int]) -> str:
     return f"[ {{ lb_endpoints: [ {endpoints} ] }} ]"
 
 
-def otlp_collector(endpoint: str) -> dict[str, object]:
-    """The collector Envoy exports its spans to, from an OTLP endpoint URL (`http://host:4317`)
-    or the OTLP/gRPC default when none is set."""
-    parsed = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint or DEFAULT_OTLP}")
+def otlp_collector(
+    endpoint: str, registry_ports: list[int], registry_transport_socket: str
+) -> dict[str, object]:
+    """The collector Envoy exports its spans to: the OTLP endpoint URL (`http://host:4317`)
+    when one is set; otherwise the registry (every replica, spoken to as the other registry
+    clusters are), whose span receiver writes them to the span files."""
+    if not endpoint:
+        return {
+            "otlp_endpoints": registry_endpoints(registry_ports),
+            "otlp_cluster_type": "STATIC",
+            "otlp_transport_socket": registry_transport_socket,
+        }
+    parsed = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
     host = parsed.hostname or "127.0.0.1"
     try:
         ipaddress.ip_address(host)
         cluster_type = "STATIC"
     except ValueError:
         cluster_type = "STRICT_DNS"
+    address = f"{{ address: {json.dumps(host)}, port_value: {parsed.port or OTLP_PORT} }}"
     return {
-        "otlp_host": json.dumps(host),
-        "otlp_port": parsed.port or 4317,
+        "otlp_endpoints": (
+            f"[ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {address} }} }} }} ] }} ]"
+        ),
         "otlp_cluster_type": cluster_type,
+        "otlp_transport_socket": "",
     }
 
 
