@@ -54,6 +54,7 @@ class SpanReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, data_dir: Path) -> None:
         self._folder = traces_dir(data_dir)
         self._exporters: dict[str, JsonLinesExporter] = {}
+        self._resources: dict[tuple[tuple[str, AttributeValue], ...], Resource] = {}
 
     async def Export(
         self,
@@ -66,9 +67,9 @@ class SpanReceiver(trace_service_pb2_grpc.TraceServiceServicer):
 
     def _write(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
         for resource_spans in request.resource_spans:
-            attributes = dict(_attributes(resource_spans.resource.attributes))
-            service = str(attributes.get("service.name") or "unknown_service")
-            resource = Resource.create(attributes)
+            pairs = tuple(_attributes(resource_spans.resource.attributes))
+            service = str(dict(pairs).get("service.name") or "unknown_service")
+            resource = self._resource(pairs)
             spans = [
                 readable(span, resource, InstrumentationScope(scope_spans.scope.name or service))
                 for scope_spans in resource_spans.scope_spans
@@ -76,6 +77,12 @@ class SpanReceiver(trace_service_pb2_grpc.TraceServiceServicer):
             ]
             if spans:
                 self._exporter(service).export(spans)
+
+    def _resource(self, pairs: tuple[tuple[str, AttributeValue], ...]) -> Resource:
+        """Resource.create runs the SDK's detectors: once a sender, not once a request."""
+        if pairs not in self._resources:
+            self._resources[pairs] = Resource.create(dict(pairs))
+        return self._resources[pairs]
 
     def _exporter(self, service: str) -> JsonLinesExporter:
         if service not in self._exporters:
