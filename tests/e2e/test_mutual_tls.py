@@ -6,13 +6,15 @@ certificate upstream. Callers with no certificate, or one from another CA, never
 through; a certificate of ours that names no Concord process is UNAUTHENTICATED; customer
 headers from anything but the gateway's certificate are PERMISSION_DENIED; the gateway's
 certificate with them works, as does an internal call with a service's certificate, and an
-order placed through Envoy is confirmed with every hop on mutual TLS. Real registry, services,
+order placed through Envoy is confirmed with every hop on mutual TLS (Envoy's span export to
+the registry's span receiver included). Real registry, services,
 PayGate, nats-server and Envoy.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -41,6 +43,8 @@ PROCESSES = ["registry", "gateway", *(p.name for p in catalogue.CATALOGUE)]
 ADMIN = (("x-customer-id", "shop-admin"), ("x-customer-roles", "WyJhZG1pbiJd"))  # ["admin"]
 ALICE = (("x-customer-id", "alice"),)
 STRANGER_URI = "spiffe://elsewhere.example/stranger"
+SPAN_EXPORT_WAIT_S = 10.0
+"""Envoy sends its spans at least once a second (gateway/envoy.yaml.tmpl, layered_runtime)."""
 
 
 def host_address() -> str:
@@ -233,3 +237,10 @@ def test_an_order_through_envoy_is_confirmed_with_every_hop_on_mutual_tls(
     product_id = stock_and_credit(secured_shop, "alice")
     placed = place_order(secured_shop, token, product_id)
     wait_for_status(secured_shop, token, placed["orderId"], "ORDER_STATUS_CONFIRMED")
+    # Envoy's spans went to the registry's span receiver on mutual TLS too, into the files.
+    folder = secured_shop.topology.data_dir / "traces"
+    deadline = time.monotonic() + SPAN_EXPORT_WAIT_S
+    while not list(folder.glob("gateway.*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(folder.glob("gateway.*.jsonl")), sorted(p.name for p in folder.iterdir())
+    assert secured_shop.stats()["cluster.otlp_collector.ssl.handshake"] >= 1
