@@ -74,14 +74,7 @@ class SpanRecord:
 def load_spans(data_dir: Path) -> list[SpanRecord]:
     """Every span every process of the stack in `data_dir` has written so far; a line still
     being written (a process killed mid-write) is skipped."""
-    spans: list[SpanRecord] = []
-    for path in sorted(traces_dir(data_dir).glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                spans.append(SpanRecord.parse(line))
-            except (ValueError, KeyError):
-                continue
-    return spans
+    return list(_parsed(_lines(sorted(traces_dir(data_dir).glob("*.jsonl")), lambda _: True)))
 
 
 def order_traces_in(data_dir: Path, order_id: str) -> dict[str, list[SpanRecord]]:

@@ -160,9 +160,15 @@ def upstream_tls(tls: TlsSettings | None) -> dict[str, str]:
 def registry_endpoints(ports: list[int]) -> str:
     """Every registry replica as the lb_endpoints of one cluster (flow style): Envoy's ADS
     stream and reflection go to whichever is up."""
+    return lb_endpoints([("127.0.0.1", port) for port in ports])
+
+
+def lb_endpoints(addresses: list[tuple[str, int]]) -> str:
+    """A cluster's `endpoints`, one locality holding these addresses (YAML flow style)."""
     endpoints = ", ".join(
-        f"{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {p} }} }} }} }}"
-        for p in ports
+        f"{{ endpoint: {{ address: {{ socket_address: {{ address: {json.dumps(host)},"
+        f" port_value: {port} }} }} }} }}"
+        for host, port in addresses
     )
     return f"[ {{ lb_endpoints: [ {endpoints} ] }} ]"
 
@@ -186,11 +192,8 @@ def otlp_collector(
         cluster_type = "STATIC"
     except ValueError:
         cluster_type = "STRICT_DNS"
-    address = f"{{ address: {json.dumps(host)}, port_value: {parsed.port or OTLP_PORT} }}"
     return {
-        "otlp_endpoints": (
-            f"[ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {address} }} }} }} ] }} ]"
-        ),
+        "otlp_endpoints": lb_endpoints([(host, parsed.port or OTLP_PORT)]),
         "otlp_cluster_type": cluster_type,
         "otlp_transport_socket": "",
     }
