@@ -10,6 +10,11 @@ in CPU across every process.
 - CPU milliseconds per confirmed order, every process of the stack together (utime + stime
   from /proc), printed process by process. Issue 15: <= 8 (the row's baseline is 1 ms, so its
   ratio is the figure itself).
+- The same against two floors, what the transport alone costs in Python here: one bare
+  JetStream round trip (the nats-py client of the baseline above and nats-server together) and
+  one bare grpc.aio unary call (an echo, client and server in this process, CONCURRENCY in
+  flight). An order publishes twelve messages, consumes six of them, makes three gRPC calls
+  and commits each step to SQLite (docs/performance.md, "Where the targets stand").
 
     BENCH_ONLY=saga_throughput make bench
 """
@@ -17,9 +22,11 @@ in CPU across every process.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 
+import grpc
 import nats
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
@@ -58,8 +65,11 @@ async def confirmed_per_s(stack: BenchStack, orders: int) -> tuple[float, dict[s
         return orders / elapsed, cpu.spent(before, cpu.snapshot(pids))
 
 
-async def jetstream_round_trips_per_s(nats_url: str, seconds: float) -> float:
-    """Publish -> consume -> ack round trips per second, CONCURRENCY in flight."""
+async def jetstream_round_trips(
+    nats_url: str, seconds: float, nats_pid: int
+) -> tuple[float, float]:
+    """Publish -> consume -> ack round trips per second, CONCURRENCY in flight, and the CPU
+    milliseconds each cost this client and nats-server together."""
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     stream = f"BENCH_{uuid.uuid4().hex[:8]}"
@@ -87,26 +97,68 @@ async def jetstream_round_trips_per_s(nats_url: str, seconds: float) -> float:
             await asyncio.wait_for(done, 30)
             count += 1
 
+    pids = {"client": os.getpid(), "nats-server": nats_pid}
+    before = cpu.snapshot(pids)
     started = time.perf_counter()
     try:
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        return count / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        spent = sum(cpu.spent(before, cpu.snapshot(pids)).values())
+        return count / elapsed, spent * 1000 / count
     finally:
         await subscription.unsubscribe()
         await js.delete_stream(stream)
         await nc.close()
 
 
+async def grpc_unary_call_ms(seconds: float) -> float:
+    """CPU milliseconds of one bare grpc.aio unary call, client and server together."""
+    server = grpc.aio.server()
+    echo = grpc.unary_unary_rpc_method_handler(_echo)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("bench.Echo", {"Echo": echo}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    calls = 0
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/bench.Echo/Echo")
+            deadline = time.perf_counter() + seconds
+
+            async def caller() -> None:
+                nonlocal calls
+                while time.perf_counter() < deadline:
+                    await call(PAYLOAD)
+                    calls += 1
+
+            await call(PAYLOAD)
+            before = cpu.cpu_s(os.getpid())
+            await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
+            return (cpu.cpu_s(os.getpid()) - before) * 1000 / calls
+    finally:
+        await server.stop(None)
+
+
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
+
+
 def rows() -> list[Row]:
     orders = scaled(600, 48)
     with bench_stack() as stack:
-        round_trips = asyncio.run(jetstream_round_trips_per_s(stack.nats.url, scaled(10, 2)))
+        assert stack.nats.process is not None
+        round_trips, round_trip_ms = asyncio.run(
+            jetstream_round_trips(stack.nats.url, scaled(10, 2), stack.nats.process.pid)
+        )
         rate, spent = asyncio.run(confirmed_per_s(stack, orders))
+    call_ms = asyncio.run(grpc_unary_call_ms(scaled(5, 1)))
     per_order_ms = {name: s * 1000 / orders for name, s in spent.items()}
     total_ms = sum(per_order_ms.values())
     print(
         f"saga: {rate:.1f} orders CONFIRMED/s, {CONCURRENCY} in flight; bare JetStream "
-        f"{round_trips:.0f} round trips/s"
+        f"{round_trips:.0f} round trips/s, {round_trip_ms:.3f} CPU ms each (client and "
+        f"nats-server); a bare grpc.aio unary call {call_ms:.3f} CPU ms (client and server)"
     )
     print(
         "saga: CPU ms per confirmed order: "
@@ -125,6 +177,22 @@ def rows() -> list[Row]:
             ">= 0.05",
         ),
         Row("CPU ms per confirmed order, all processes", total_ms, "ms", 1.0, total_ms, "<= 8"),
+        Row(
+            "CPU ms per confirmed order / per bare JetStream round trip (client + nats-server)",
+            total_ms,
+            "ms",
+            round_trip_ms,
+            total_ms / round_trip_ms,
+            None,
+        ),
+        Row(
+            "CPU ms per confirmed order / per bare grpc.aio unary call (client + server)",
+            total_ms,
+            "ms",
+            call_ms,
+            total_ms / call_ms,
+            None,
+        ),
     ]
 
 

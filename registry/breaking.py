@@ -80,7 +80,9 @@ class BreakingCheck:
         raise InvalidArgumentError(
             [
                 FieldViolation(
-                    "descriptor_set", f"buf could not read it: {err.decode().strip()[:500]}"
+                    "descriptor_set",
+                    f"buf could not read it (exit status {process.returncode}): "
+                    f"{err.decode().strip()[:500]}",
                 )
             ]
         )

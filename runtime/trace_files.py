@@ -25,10 +25,8 @@ from typing import Any
 
 from runtime.errors import FailedPreconditionError, NotFoundError
 from runtime.span_files import traces_dir
-from runtime.tracing import ORDER_ID, enabled
+from runtime.tracing import ORDER_ID, OTLP_ENDPOINT_ENV, enabled
 
-OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
-"""The standard variable: when set, spans go to that collector, not to files."""
 _TRACE_ID_AT_HEAD = re.compile(rb'\{"trace_id":\s*"([0-9a-f]{32})"')
 """Where a line of runtime/span_files.py starts: its trace id."""
 

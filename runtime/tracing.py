@@ -48,6 +48,8 @@ ORDER_ID = "order.id"
 EXPORT_DELAY_MS = 200
 """How long finished spans wait to be written: short, so a trace is readable right away."""
 
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+"""The standard variable: when set, spans go to that collector, not to files."""
 OTLP_TIMEOUT_S = 2.0
 """Bound on one export, retries included, unless OTEL_EXPORTER_OTLP_TIMEOUT says otherwise: the
 last flush runs on shutdown, so a collector that is down must not hold a stop up for long."""
@@ -63,7 +65,7 @@ def enabled() -> bool:
 
 
 def _exporter(service: str, data_dir: Path) -> SpanExporter:
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if os.environ.get(OTLP_ENDPOINT_ENV):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         # The endpoint and its options come from the OTEL_* variables; the timeout too when set.

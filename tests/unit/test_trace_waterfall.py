@@ -12,12 +12,12 @@ import pytest
 
 from runtime.errors import FailedPreconditionError, NotFoundError
 from runtime.trace_files import (
-    OTLP_ENDPOINT_ENV,
     TraceFiles,
     load_spans,
     order_traces,
     order_traces_in,
 )
+from runtime.tracing import OTLP_ENDPOINT_ENV
 from tools.devstack.traces import waterfall
 
 MS = 1_000_000

@@ -23,6 +23,7 @@ from string import Template
 from urllib.parse import urlsplit
 
 from runtime import catalogue
+from runtime.tracing import OTLP_ENDPOINT_ENV
 from runtime.transport_security import (
     ENVOY_CA_SECRET,
     ENVOY_CERTIFICATE_SECRET,
@@ -103,7 +104,7 @@ def render_config(
     values.update(tls_values)
     values.update(
         otlp_collector(
-            os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
+            os.environ.get(OTLP_ENDPOINT_ENV, ""),
             topology.registry_ports,
             tls_values["registry_transport_socket"],
         )
